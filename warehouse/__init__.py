@@ -1,0 +1,73 @@
+"""Cerver's warehouse: every event in one table, durable on append, queried by DuckDB.
+
+import warehouse
+wh = warehouse.open("cerver-data")
+wh.append(events)        # durable on return
+wh.sql("select * from sessions where user_id = ?", ["u1"])
+wh.compact(); wh.close()
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from warehouse.core import AppendResult, CompactResult, FlushPolicy, Warehouse
+from warehouse.errors import (
+    ClosedError,
+    CorruptLogError,
+    QueryError,
+    ReadOnlyError,
+    StorageError,
+    ValidationError,
+    WarehouseError,
+    WarehouseLocked,
+)
+from warehouse.ids import new_event_id
+from warehouse.schema import EVENT_TYPES, REQUIRED, SCHEMA, SCHEMA_VERSION
+
+DEFAULT_DATA = "cerver-data"
+
+__all__ = [
+    "EVENT_TYPES",
+    "REQUIRED",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "AppendResult",
+    "ClosedError",
+    "CompactResult",
+    "CorruptLogError",
+    "FlushPolicy",
+    "QueryError",
+    "ReadOnlyError",
+    "StorageError",
+    "ValidationError",
+    "Warehouse",
+    "WarehouseError",
+    "WarehouseLocked",
+    "default_url",
+    "new_event_id",
+    "open",
+]
+
+
+def default_url() -> str:
+    """`$CERVER_DATA`, else `./cerver-data`."""
+    return os.environ.get("CERVER_DATA") or DEFAULT_DATA
+
+
+def open(  # noqa: A001 - the module's verb, as in `warehouse.open(...)`
+    url: str | os.PathLike[str] | None = None, *, read_only: bool = False, **options: object
+) -> Warehouse:
+    """Open the warehouse at a folder or `file://` URL; the writer replays its log first.
+
+    `read_only=True` opens alongside a running writer (a server, say) and sees every
+    event it has acknowledged. Options: `policy` (a FlushPolicy), `vacuum_grace_s`.
+    """
+    text = os.fspath(url) if url is not None else default_url()
+    if "://" in text and not text.startswith("file://"):
+        raise WarehouseError(
+            f"{text}: object storage is not supported by this version yet; use a local folder"
+        )
+    root = Path(text.removeprefix("file://")).expanduser().absolute()
+    return Warehouse(root, read_only=read_only, **options)  # type: ignore[arg-type]

@@ -1,0 +1,411 @@
+"""The Warehouse: a durable log in front of a Delta table, queried through DuckDB views.
+
+Data flow: `append` validates a batch, drops ids already stored, writes it to the
+log and returns once an fsync covers it; the batch then sits in the in-memory tail,
+which every query reads beside the table's Parquet files. A background thread
+flushes the tail into the table when it grows too big or too old.
+
+Locks, always taken in this order: `_flush_lock` (one flush or compaction at a
+time), `_write_lock` (dedup and log order), the log's own lock, `_tail_lock`
+(the tail and the table snapshot, swapped together so a reader sees every event
+exactly once).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from warehouse import dedup, wal
+from warehouse.errors import ClosedError, CorruptLogError, WarehouseError
+from warehouse.lock import FolderLock
+from warehouse.parts import EMPTY, PartStore, Snapshot
+from warehouse.query import Params, QueryEngine, ReadView
+from warehouse.schema import SCHEMA, Events, to_table
+
+log = logging.getLogger("cerver.warehouse")
+
+
+@dataclass(frozen=True)
+class FlushPolicy:
+    """Flush the tail when it holds this many rows or bytes, or its oldest batch is this old."""
+
+    rows: int = 500_000
+    bytes: int = 256 << 20
+    age_s: float = 60.0
+    compact_files: int = 64  # compact a day once a flush leaves it with this many files
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """How many events a batch added, and how many were already stored."""
+
+    accepted: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class CompactResult:
+    """What a compaction did."""
+
+    partitions: int
+    files_before: int
+    files_after: int
+    vacuumed: int
+
+
+@dataclass
+class _TailEntry:
+    seq: int
+    table: pa.Table
+    arrived: float
+
+
+class Warehouse:
+    """The event table in one data folder. Use `warehouse.open`."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        read_only: bool = False,
+        policy: FlushPolicy = FlushPolicy(),
+        schema: pa.Schema = SCHEMA,
+        vacuum_grace_s: float = 3600.0,
+        segment_bytes: int = wal.SEGMENT_BYTES,
+    ):
+        self.root = root
+        self.read_only = read_only
+        self.policy = policy
+        self._schema = schema
+        self._vacuum_grace_s = vacuum_grace_s
+        self._wal_dir = root / "wal"
+        self._engine = QueryEngine()
+        self._flush_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._tail_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._tail: list[_TailEntry] = []
+        self._tail_rows = self._tail_bytes = 0
+        self._tail_version = 0
+        self._tail_cache: tuple[int, pa.Table] | None = None
+        self._snap: Snapshot = EMPTY
+        self._closed = False
+        self._lock: FolderLock | None = None
+        self._wal: wal.WriteAheadLog | None = None
+        self._flusher: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._flush_wanted = threading.Event()
+        self.last_flush_error: BaseException | None = None
+        if read_only:
+            if not root.is_dir():
+                raise WarehouseError(f"no warehouse at {root}")
+            self._parts = PartStore(str(root / "events"), self._writer_id(create=False))
+            self._refresh()
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            self._lock = FolderLock(root)
+            self._lock.acquire()
+            try:
+                self._parts = PartStore(str(root / "events"), self._writer_id(create=True))
+                self._start_writer(segment_bytes)
+            except BaseException:
+                self._engine.close()
+                self._lock.release()
+                raise
+
+    # -- opening -------------------------------------------------------------
+
+    def _writer_id(self, create: bool) -> str:
+        """The log's name in the table's `txn` actions, kept beside the log."""
+        path = self._wal_dir / "WRITER_ID"
+        if path.exists():
+            return path.read_text().strip()
+        if not create:
+            return "none"
+        self._wal_dir.mkdir(parents=True, exist_ok=True)
+        writer_id = f"cerver-wal-{uuid.uuid4()}"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(writer_id)
+        tmp.replace(path)
+        return writer_id
+
+    def _read_state(self, known: dict[int, pa.Table]) -> tuple[Snapshot, list[_TailEntry], wal.LogContents]:
+        """A table snapshot and the log records after its mark, with no gap between."""
+        for _ in range(20):
+            snap = self._parts.snapshot()
+            after = max([snap.high_water, *known.keys()]) if known else snap.high_water
+            contents = wal.read_log(self._wal_dir, after)
+            tables = {s: t for s, t in known.items() if s > snap.high_water}
+            tables.update(contents.records)
+            seqs = sorted(tables)
+            if seqs == list(range(snap.high_water + 1, snap.high_water + 1 + len(seqs))):
+                now = time.monotonic()
+                tail = [_TailEntry(s, self._conform(tables[s]), now) for s in seqs]
+                return snap, tail, contents
+            if not self.read_only:
+                raise CorruptLogError(f"{self._wal_dir}: records after {snap.high_water} are missing")
+            known = {}  # a flush dropped segments under us: read again from the new mark
+        raise WarehouseError(f"{self.root}: the log kept moving under a reader; try again")
+
+    def _conform(self, table: pa.Table) -> pa.Table:
+        return table if table.schema.names == self._schema.names else to_table(table, self._schema)
+
+    def _refresh(self) -> None:
+        """A reader catches up with the writer's table and log."""
+        table_schema = self._parts.schema()
+        if table_schema is not None:
+            self._schema = pa.unify_schemas([self._schema, table_schema])
+        with self._refresh_lock:
+            with self._tail_lock:
+                known = {entry.seq: entry.table for entry in self._tail}
+            snap, tail, _ = self._read_state(known)
+            with self._tail_lock:
+                if [e.seq for e in tail] != [e.seq for e in self._tail] or snap != self._snap:
+                    self._snap = snap
+                    self._set_tail_locked(tail)
+
+    def _set_tail(self, tail: list[_TailEntry]) -> None:
+        with self._tail_lock:
+            self._set_tail_locked(tail)
+
+    def _set_tail_locked(self, tail: list[_TailEntry]) -> None:
+        self._tail = tail
+        self._tail_rows = sum(e.table.num_rows for e in tail)
+        self._tail_bytes = sum(e.table.nbytes for e in tail)
+        self._tail_version += 1
+
+    def _start_writer(self, segment_bytes: int) -> None:
+        started = time.monotonic()
+        self._snap, tail, contents = self._read_state({})
+        self._set_tail(tail)
+        if contents.torn_bytes:
+            log.warning("dropping a torn tail of %d bytes", contents.torn_bytes)
+        self._index = dedup.IdIndex()
+        ids = self._engine.run(self._read_view(), "SELECT event_id FROM events").column(0)
+        self._index.add(dedup.hash_ids(ids))
+        self._wal = wal.WriteAheadLog(self._wal_dir, contents, self._publish, segment_bytes)
+        self._flusher = threading.Thread(target=self._flush_loop, name="cerver-flush", daemon=True)
+        self._flusher.start()
+        log.info(
+            "opened %s: %d events in the table, %d replayed from the log, in %.2fs",
+            self.root,
+            len(ids) - self._tail_rows,
+            self._tail_rows,
+            time.monotonic() - started,
+        )
+
+    # -- writing -------------------------------------------------------------
+
+    def append(self, events: Events) -> AppendResult:
+        """Store a batch (a list of dicts or a pyarrow Table); returns once it is fsynced."""
+        self._check_writer()
+        table = to_table(events, self._schema)
+        total = table.num_rows
+        if total == 0:
+            return AppendResult(0, 0)
+        ids = table.column("event_id")
+        hashes = dedup.hash_ids(ids)
+        first = dedup.first_occurrences(ids)
+        payload = wal.encode(table) if first.all() else None
+        with self._write_lock:
+            self._check_writer()
+            seen = self._index.contains(hashes) & first
+            dup = ~first
+            if seen.any():
+                stored = self._stored_ids(pc.filter(ids, pa.array(seen)))
+                dup |= seen & pc.is_in(ids, value_set=stored).to_numpy(zero_copy_only=False)
+            if dup.any():
+                table, hashes, payload = table.filter(pa.array(~dup)), hashes[~dup], None
+            if table.num_rows == 0:
+                return AppendResult(0, total)
+            record = self._wal.write(table, payload or wal.encode(table))
+            self._index.add(hashes)
+        self._wal.wait_durable(record)
+        return AppendResult(table.num_rows, total - table.num_rows)
+
+    def _stored_ids(self, candidates: pa.ChunkedArray) -> pa.Array:
+        """Which candidate ids are really stored (in flight in the log, in the tail or the table)."""
+        found = []
+        for table in self._wal.pending_tables():  # before the view: records only move onward
+            column = table.column("event_id")
+            found.append(pc.filter(column, pc.is_in(column, value_set=candidates)))
+        stored = self._engine.run(
+            self._read_view(),
+            "SELECT event_id FROM events WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
+            [candidates.to_pylist()],
+        ).column(0)
+        chunks = [chunk for chunked in [*found, stored] for chunk in chunked.chunks]
+        return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+
+    def _publish(self, records: list[wal.Record]) -> None:
+        """Called by the log, in sequence order, once records are durable."""
+        now = time.monotonic()
+        with self._tail_lock:
+            self._tail.extend(_TailEntry(r.seq, r.table, now) for r in records)
+            self._tail_rows += sum(r.table.num_rows for r in records)
+            self._tail_bytes += sum(r.table.nbytes for r in records)
+            self._tail_version += 1
+            due = self._flush_due_locked()
+        if due:
+            self._flush_wanted.set()
+
+    # -- flushing and compaction --------------------------------------------
+
+    @property
+    def tail_rows(self) -> int:
+        """Events not yet flushed to Parquet."""
+        with self._tail_lock:
+            return self._tail_rows
+
+    def _flush_due_locked(self) -> bool:
+        if not self._tail:
+            return False
+        age = time.monotonic() - self._tail[0].arrived
+        p = self.policy
+        return self._tail_rows >= p.rows or self._tail_bytes >= p.bytes or age >= p.age_s
+
+    def _flush_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._flush_wanted.wait(timeout=max(0.05, min(1.0, self.policy.age_s / 4)))
+            self._flush_wanted.clear()
+            if self._stopping.is_set():
+                return
+            with self._tail_lock:
+                due = self._flush_due_locked()
+            try:
+                if due and self.flush() and self._most_files_in_a_day() >= self.policy.compact_files:
+                    self.compact()
+                self.last_flush_error = None
+            except Exception as exc:  # the log still holds it all; retry later
+                if not isinstance(exc, ClosedError):
+                    log.exception("flush failed; the events stay in the log and will be retried")
+                self.last_flush_error = exc
+                self._stopping.wait(1.0)
+
+    def _most_files_in_a_day(self) -> int:
+        return max((len(files) for files in self._parts.partitions().values()), default=0)
+
+    def flush(self) -> int:
+        """Write the tail to the table now; returns the number of events flushed."""
+        self._check_writer()
+        with self._flush_lock:
+            with self._tail_lock:
+                batch = list(self._tail)
+            if not batch:
+                return 0
+            through = batch[-1].seq
+            data = pa.concat_tables([e.table for e in batch], promote_options="default")
+            snap = self._parts.append(data, through)
+            with self._tail_lock:
+                self._snap = snap
+                self._set_tail_locked([e for e in self._tail if e.seq > through])
+            self._wal.drop_through(through)
+            return data.num_rows
+
+    def compact(self) -> CompactResult:
+        """Merge each day's files into few large ones sorted by (tenant_id, session_id, ts)."""
+        self._check_writer()
+        with self._flush_lock:
+            days = self._parts.partitions()
+            before = sum(len(files) for files in days.values())
+            compacted = 0
+            for day, files in sorted(days.items()):
+                if len(files) < 2:
+                    continue
+                snap = self._parts.replace_partition(day, self._sorted_day(day, [f for f, _ in files]))
+                with self._tail_lock:
+                    self._snap = snap
+                compacted += 1
+            vacuumed = self._parts.vacuum(self._vacuum_grace_s)
+            after = sum(len(files) for files in self._parts.partitions().values())
+        return CompactResult(compacted, before, after, len(vacuumed))
+
+    def _sorted_day(self, day: object, files: list[str]) -> pa.RecordBatchReader:
+        schema = self._parts.schema() or self._schema
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET VARIABLE files = ?", [files])
+        # Identifiers come from the table's schema, values travel as parameters.
+        columns = ", ".join(f'"{name}"' for name in schema.names)
+        reader = con.execute(
+            f"SELECT {columns}, ?::DATE AS date FROM read_parquet(getvariable('files'), "
+            "union_by_name = true, hive_partitioning = false) "
+            "ORDER BY tenant_id, session_id, ts",
+            [day],
+        ).to_arrow_reader(batch_size=131_072)
+        return reader
+
+    # -- reading -------------------------------------------------------------
+
+    def _read_view(self) -> ReadView:
+        with self._tail_lock:
+            version = self._tail_version
+            if self._tail_cache is None or self._tail_cache[0] != version:
+                tables = [e.table for e in self._tail] or [self._schema.empty_table()]
+                tail = pa.concat_tables(tables, promote_options="default")
+                self._tail_cache = (version, tail)
+            return ReadView(self._snap.files, self._tail_cache[1], version, self._schema)
+
+    def sql(self, query: str, params: Params = None) -> pa.Table:
+        """Run one read-only statement over the views; sees every acknowledged event."""
+        self._check_open()
+        if self.read_only:
+            self._refresh()
+        return self._engine.run(self._read_view(), query, params)
+
+    def info(self) -> dict[str, object]:
+        """Where things stand: table version, files, tail size."""
+        with self._tail_lock:
+            return {
+                "root": str(self.root),
+                "writer": not self.read_only,
+                "table_version": self._snap.version,
+                "files": len(self._snap.files),
+                "flushed_through": self._snap.high_water,
+                "tail_events": self._tail_rows,
+            }
+
+    # -- closing -------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"the warehouse at {self.root} is closed")
+
+    def _check_writer(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise WarehouseError("this warehouse was opened read-only")
+
+    def close(self) -> None:
+        """Flush the tail, stop the background thread and release the folder."""
+        if self._closed:
+            return
+        if not self.read_only:
+            self._stopping.set()
+            self._flush_wanted.set()
+            if self._flusher is not None:
+                self._flusher.join()
+            try:
+                self.flush()
+            except Exception:  # the log keeps the tail for the next open
+                log.exception("final flush failed; the log keeps the events for the next open")
+            self._wal.close()
+        self._closed = True
+        self._engine.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,63 @@
+"""The event_id index that makes a second event with the same id a no-op.
+
+It holds a 64-bit hash per stored event (8 bytes an event) in a few sorted numpy
+runs, merged as they pile up. A hash hit is only a candidate: the caller confirms
+it against the stored ids, so a hash collision can never drop a genuine event.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+_MAX_RUNS = 6
+
+
+def hash_ids(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A uint64 hash per id; stable within one process, which is all the index needs."""
+    return pl.Series(ids).hash(seed=0x5EED).to_numpy()
+
+
+def first_occurrences(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean mask that is false for an id seen earlier in the same batch."""
+    return pl.Series(ids).is_first_distinct().to_numpy()
+
+
+class IdIndex:
+    """A set of id hashes with vectorised membership tests."""
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self._runs)
+
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        """A boolean mask: which hashes are (probably) present."""
+        found = np.zeros(len(hashes), dtype=bool)
+        for run in self._runs:
+            if len(run):
+                at = np.searchsorted(run, hashes)
+                at[at == len(run)] = len(run) - 1
+                found |= run[at] == hashes
+        return found
+
+    def add(self, hashes: np.ndarray) -> None:
+        """Add hashes (duplicates are harmless)."""
+        if len(hashes):
+            self._runs.append(np.sort(hashes))
+            self._compact_runs()
+
+    def remove(self, hashes: np.ndarray) -> None:
+        """Take hashes out again (a write that failed after they were added)."""
+        self._runs = [run[np.isin(run, hashes, invert=True)] for run in self._runs]
+
+    def _compact_runs(self) -> None:
+        # Keep runs in size tiers (each at least twice the next), like an LSM tree,
+        # so a lookup touches few runs and merging stays amortised O(n log n).
+        while len(self._runs) > 1 and (
+            len(self._runs) > _MAX_RUNS or len(self._runs[-2]) <= 2 * len(self._runs[-1])
+        ):
+            newest = self._runs.pop()
+            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], newest]), kind="stable")

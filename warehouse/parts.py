@@ -1,0 +1,178 @@
+"""The Parquet parts: a Delta Lake table partitioned by day, written and compacted here.
+
+Every flush is one Delta commit that also records the writer's log high-water mark
+as an application transaction (`txn`), so data and mark land atomically: a log
+replayed after a crash skips exactly what the table already holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+
+from warehouse.schema import SCHEMA_VERSION
+
+PARTITION = "date"
+SORT_KEY = [("tenant_id", "ascending"), ("session_id", "ascending"), ("ts", "ascending")]
+ROW_GROUP_ROWS = 131_072
+TARGET_FILE_BYTES = 512 << 20
+CHECKPOINT_EVERY = 100
+
+_WRITER_PROPERTIES = WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="ZSTD")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One version of the table: its live files and the log mark it holds."""
+
+    version: int
+    files: tuple[str, ...]
+    high_water: int
+
+
+EMPTY = Snapshot(version=-1, files=(), high_water=0)
+
+
+class PartStore:
+    """The Delta table at `uri`, seen by one log writer named `app_id`."""
+
+    def __init__(self, uri: str, app_id: str):
+        self.uri = uri
+        self.app_id = app_id
+        self._table: DeltaTable | None = None
+
+    def snapshot(self) -> Snapshot:
+        """The newest committed version (reloaded only when the log has moved on)."""
+        if self._table is None:
+            if not DeltaTable.is_deltatable(self.uri):
+                return EMPTY
+            self._table = DeltaTable(self.uri)
+        else:
+            self._table.update_incremental()
+        return self._snapshot_of(self._table)
+
+    def _snapshot_of(self, table: DeltaTable) -> Snapshot:
+        return Snapshot(
+            version=table.version(),
+            files=tuple(table.file_uris()),
+            high_water=table.transaction_version(self.app_id) or 0,
+        )
+
+    def append(self, data: pa.Table, through_seq: int) -> Snapshot:
+        """Commit `data` and the mark `through_seq` in one Delta transaction."""
+        data = data.sort_by(SORT_KEY)
+        data = data.append_column(PARTITION, pc.cast(data.column("ts"), pa.date32()))
+        before = self.snapshot()
+        write_deltalake(
+            self._table if self._table is not None else self.uri,
+            data,
+            mode="append",
+            partition_by=[PARTITION],
+            schema_mode="merge",
+            name="cerver_events",
+            description=f"Cerver event table, schema v{SCHEMA_VERSION}",
+            writer_properties=_WRITER_PROPERTIES,
+            target_file_size=TARGET_FILE_BYTES,
+            commit_properties=self._commit(through_seq, "flush"),
+        )
+        after = self.snapshot()
+        self._make_durable(before, after)
+        self._maybe_checkpoint(after)
+        return after
+
+    def _commit(self, through_seq: int | None, operation: str) -> CommitProperties:
+        metadata = {"cerver.operation": operation, "cerver.schema_version": str(SCHEMA_VERSION)}
+        txns = [] if through_seq is None else [Transaction(self.app_id, through_seq)]
+        return CommitProperties(custom_metadata=metadata, app_transactions=txns)
+
+    def partitions(self) -> dict[dt.date, list[tuple[str, int]]]:
+        """Live files by day: (uri, rows) each."""
+        if self.snapshot() is EMPTY:
+            return {}
+        assert self._table is not None
+        actions = pa.table(self._table.get_add_actions(flatten=True))
+        base = self._table.table_uri.rstrip("/") + "/"
+        out: dict[dt.date, list[tuple[str, int]]] = {}
+        for path, rows, day in zip(
+            actions.column("path").to_pylist(),
+            actions.column("num_records").to_pylist(),
+            actions.column(f"partition.{PARTITION}").to_pylist(),
+        ):
+            uri = path if "://" in path or path.startswith("/") else base + path
+            out.setdefault(day, []).append((uri, rows or 0))
+        return out
+
+    def replace_partition(self, day: dt.date, data: pa.RecordBatchReader) -> Snapshot:
+        """Swap one day's files for `data` (already sorted) in one commit."""
+        before = self.snapshot()
+        write_deltalake(
+            self._table,
+            data,
+            mode="overwrite",
+            # The predicate is Delta's own expression language, not SQL we run;
+            # `day` is a date object we formatted, never caller input.
+            predicate=f"{PARTITION} = '{day.isoformat()}'",
+            partition_by=[PARTITION],
+            writer_properties=_WRITER_PROPERTIES,
+            target_file_size=TARGET_FILE_BYTES,
+            commit_properties=self._commit(None, "compact"),
+        )
+        after = self.snapshot()
+        self._make_durable(before, after)
+        return after
+
+    def vacuum(self, grace_s: float) -> list[str]:
+        """Delete files no version newer than `grace_s` ago still needs."""
+        if self.snapshot() is EMPTY:
+            return []
+        assert self._table is not None
+        return self._table.vacuum(
+            retention_hours=math.ceil(grace_s / 3600),
+            dry_run=False,
+            enforce_retention_duration=False,
+        )
+
+    def schema(self) -> pa.Schema | None:
+        """The table's current Arrow schema, without the partition column."""
+        if self.snapshot() is EMPTY:
+            return None
+        assert self._table is not None
+        schema = pa.schema(self._table.schema())
+        return schema.remove(schema.get_field_index(PARTITION))
+
+    def _maybe_checkpoint(self, snap: Snapshot) -> None:
+        if snap.version > 0 and snap.version % CHECKPOINT_EVERY == 0 and self._table is not None:
+            self._table.create_checkpoint()
+
+    def _make_durable(self, before: Snapshot, after: Snapshot) -> None:
+        """Fsync what a commit wrote locally, so a power cut cannot undo it."""
+        if "://" in self.uri and not self.uri.startswith("file://"):
+            return  # object stores are durable once a PUT returns
+        paths = [_local(uri) for uri in set(after.files) - set(before.files)]
+        log = Path(_local(self.uri)) / "_delta_log" / f"{after.version:020d}.json"
+        folders = set()
+        for path in [*paths, str(log)]:
+            if os.path.exists(path):
+                _fsync(path)
+                folders.add(os.path.dirname(path))
+        for folder in folders:
+            _fsync(folder)
+
+
+def _local(uri: str) -> str:
+    return uri.removeprefix("file://")
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

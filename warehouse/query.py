@@ -1,0 +1,116 @@
+"""Read-only SQL over the table's live files plus the unflushed tail, in DuckDB."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from warehouse.errors import QueryError, ReadOnlyError
+
+VIEWS_SQL = Path(__file__).with_name("views.sql").read_text()
+VIEW_NAMES = ("events", "sessions", "messages", "runs")
+_ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+Params = list[Any] | tuple[Any, ...] | dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ReadView:
+    """A consistent cut to query: live files of one table version and the tail beside them."""
+
+    files: tuple[str, ...]
+    tail: pa.Table
+    tail_version: int
+    schema: pa.Schema = field(compare=False)
+
+
+@dataclass
+class _Cursor:
+    con: duckdb.DuckDBPyConnection
+    files: tuple[str, ...] | None = None
+    tail_version: int = -1
+    columns: tuple[str, ...] = ()
+
+
+def check_read_only(query: str) -> None:
+    """Refuse anything but one SELECT (or EXPLAIN) statement."""
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise QueryError(str(exc)) from None
+    if len(statements) != 1:
+        raise QueryError(f"expected one SQL statement, got {len(statements)}")
+    kind = statements[0].type
+    if kind not in _ALLOWED:
+        raise ReadOnlyError(
+            f"refused: {kind.name} statements are not allowed; the warehouse's SQL is read-only"
+        )
+
+
+class QueryEngine:
+    """An in-memory DuckDB whose views read a ReadView; one cursor per thread."""
+
+    def __init__(self, threads: int | None = None):
+        config = {"threads": threads} if threads else {}
+        self._db = duckdb.connect(":memory:", config=config)
+        self._db.execute("SET parquet_metadata_cache = true")
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._lock = threading.Lock()
+
+    def run(self, view: ReadView, query: str, params: Params = None) -> pa.Table:
+        """Run one read-only statement against `view`."""
+        check_read_only(query)
+        cursor = self._prepare(view)
+        try:
+            return cursor.con.sql(query, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise QueryError(str(exc)) from None
+
+    def _prepare(self, view: ReadView) -> _Cursor:
+        cursor: _Cursor | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            con = self._db.cursor()
+            con.execute("SET TimeZone = 'UTC'")
+            with self._lock:
+                self._cursors.append(con)
+            cursor = self._local.cursor = _Cursor(con)
+        con = cursor.con
+        columns = tuple(view.schema.names)
+        if cursor.files != view.files or cursor.columns != columns:
+            if view.files:
+                con.execute("SET VARIABLE cerver_files = ?", [list(view.files)])
+                con.execute(
+                    "CREATE OR REPLACE TEMP VIEW _parts AS SELECT * FROM read_parquet("
+                    "getvariable('cerver_files'), union_by_name = true, hive_partitioning = false)"
+                )
+            else:
+                con.register("_no_parts", view.schema.empty_table())
+                con.execute("CREATE OR REPLACE TEMP VIEW _parts AS SELECT * FROM _no_parts")
+            cursor.files = view.files
+        if cursor.tail_version != view.tail_version:
+            con.register("_tail", view.tail)
+            cursor.tail_version = view.tail_version
+        if cursor.columns != columns:
+            # Identifiers come from the schema object, never from a caller.
+            select = ", ".join(f'"{name}"' for name in columns)
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW events AS SELECT {select} FROM "
+                "(SELECT * FROM _parts UNION ALL BY NAME SELECT * FROM _tail)"
+            )
+            con.execute(VIEWS_SQL)
+            cursor.columns = columns
+        return cursor
+
+    def close(self) -> None:
+        """Close every cursor and the database."""
+        with self._lock:
+            for con in self._cursors:
+                con.close()
+            self._cursors.clear()
+        self._db.close()

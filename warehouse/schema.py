@@ -1,0 +1,236 @@
+"""The event table's schema (v1) and the validation every incoming batch passes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from warehouse.errors import ValidationError
+
+SCHEMA_VERSION = 1
+
+_TS = pa.timestamp("us", tz="UTC")
+
+SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string()),
+        pa.field("ts", _TS),
+        pa.field("tenant_id", pa.string()),
+        pa.field("user_id", pa.string()),
+        pa.field("session_id", pa.string()),
+        pa.field("parent_session_id", pa.string()),
+        pa.field("run_id", pa.string()),
+        pa.field("type", pa.string()),
+        pa.field("role", pa.string()),
+        pa.field("content", pa.string()),
+        pa.field("harness", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("compute", pa.string()),
+        pa.field("input_tokens", pa.int64()),
+        pa.field("output_tokens", pa.int64()),
+        pa.field("cache_read_tokens", pa.int64()),
+        pa.field("cache_write_tokens", pa.int64()),
+        pa.field("cost_usd", pa.float64()),
+        pa.field("latency_ms", pa.float64()),
+        pa.field("ttft_ms", pa.float64()),
+        pa.field("status", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("attrs", pa.string()),
+    ],
+    metadata={"cerver.schema_version": str(SCHEMA_VERSION)},
+)
+
+REQUIRED = ("event_id", "ts", "tenant_id", "session_id", "type")
+
+EVENT_TYPES = frozenset(
+    {
+        "session.created",
+        "session.updated",
+        "session.closed",
+        "message",
+        "run.started",
+        "run.completed",
+        "run.failed",
+        "tool.call",
+        "tool.result",
+        "compute.attached",
+        "compute.exec",
+        "session.spawned",
+        "session.selected",
+        "usage",
+    }
+)
+
+ROLES = frozenset({"user", "assistant", "system", "tool"})
+
+# Columns whose value may arrive as structured data and is kept as JSON text.
+JSON_FIELDS = frozenset({"content", "attrs"})
+
+Events = Sequence[Mapping[str, Any]] | pa.Table | pa.RecordBatch
+
+
+def to_table(events: Events, schema: pa.Schema = SCHEMA) -> pa.Table:
+    """Validate a batch and return it as a table of exactly `schema`.
+
+    Raises ValidationError naming the first bad event's index and field; the
+    caller writes nothing in that case.
+    """
+    if isinstance(events, pa.RecordBatch):
+        events = pa.Table.from_batches([events])
+    if isinstance(events, pa.Table):
+        table = _conform_table(events, schema)
+    elif isinstance(events, (str, bytes, Mapping)) or not isinstance(events, Sequence):
+        raise ValidationError(0, None, "expected a list of event objects or a pyarrow Table")
+    else:
+        table = _table_from_rows(events, schema)
+    _check_values(table)
+    return table
+
+
+def _table_from_rows(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    known = set(schema.names)
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ValidationError(i, None, f"expected an object, got {type(row).__name__}")
+    keys = set().union(*(row.keys() for row in rows)) if rows else set()
+    if unknown := keys - known:
+        name = sorted(unknown, key=str)[0]
+        index = next(i for i, row in enumerate(rows) if name in row)
+        raise ValidationError(index, str(name), f"unknown field (schema v{SCHEMA_VERSION})")
+    arrays = [_column(field, [row.get(field.name) for row in rows]) for field in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _column(field: pa.Field, values: list[Any]) -> pa.Array:
+    if field.name in JSON_FIELDS:
+        values = [_as_json_text(v) for v in values]
+    kind = field.type
+    if pa.types.is_timestamp(kind):
+        values = [_as_timestamp(i, field.name, v) for i, v in enumerate(values)]
+    elif pa.types.is_integer(kind):
+        _require(values, field.name, _is_integer, "an integer")
+    elif pa.types.is_floating(kind):
+        _require(values, field.name, _is_number, "a number")
+    elif pa.types.is_string(kind):
+        _require(values, field.name, lambda v: isinstance(v, str), "a string")
+    try:
+        return pa.array(values, type=kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        index = _first_unconvertible(values, kind)
+        raise ValidationError(index, field.name, str(exc)) from None
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _require(values: list[Any], name: str, ok: Any, what: str) -> None:
+    for i, v in enumerate(values):
+        if v is not None and not ok(v):
+            raise ValidationError(i, name, f"expected {what}, got {type(v).__name__} {v!r:.60}")
+
+
+def _first_unconvertible(values: list[Any], kind: pa.DataType) -> int:
+    for i, v in enumerate(values):
+        try:
+            pa.array([v], type=kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return i
+    return 0
+
+
+def _as_json_text(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (Mapping, list, tuple, int, float, bool)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return value
+
+
+def _as_timestamp(index: int, name: str, value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationError(index, name, f"not an ISO 8601 timestamp: {value!r:.60}") from None
+    if not isinstance(value, dt.datetime):
+        raise ValidationError(
+            index, name, f"expected an ISO 8601 string or datetime, got {type(value).__name__}"
+        )
+    if value.tzinfo is None:
+        raise ValidationError(index, name, "timestamp has no zone offset; give UTC, e.g. '…Z'")
+    return value
+
+
+def _conform_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    if unknown := [n for n in table.column_names if n not in schema.names]:
+        raise ValidationError(0, unknown[0], f"unknown field (schema v{SCHEMA_VERSION})")
+    n = table.num_rows
+    columns = []
+    for field in schema:
+        if field.name not in table.column_names:
+            columns.append(pa.nulls(n, field.type))
+            continue
+        column = table.column(field.name)
+        try:
+            columns.append(column.cast(field.type, safe=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            index = _first_uncastable(column, field.type)
+            raise ValidationError(index, field.name, str(exc).splitlines()[0]) from None
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _first_uncastable(column: pa.ChunkedArray, kind: pa.DataType) -> int:
+    offset = 0
+    for chunk in column.chunks:
+        for i in range(len(chunk)):
+            try:
+                chunk.slice(i, 1).cast(kind, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                return offset + i
+        offset += len(chunk)
+    return 0
+
+
+def _check_values(table: pa.Table) -> None:
+    for name in REQUIRED:
+        column = table.column(name)
+        if column.null_count:
+            raise ValidationError(_first(pc.is_null(column)), name, "required")
+        if pa.types.is_string(column.type):
+            empty = pc.equal(column, "")
+            if pc.any(empty).as_py():
+                raise ValidationError(_first(empty), name, "must not be empty")
+    _check_member(table, "type", EVENT_TYPES)
+    _check_member(table, "role", ROLES)
+
+
+def _check_member(table: pa.Table, name: str, allowed: frozenset[str]) -> None:
+    column = table.column(name)
+    outside = pc.invert(pc.is_in(column, value_set=pa.array(sorted(allowed))))
+    outside = pc.and_kleene(outside, pc.is_valid(column))
+    if pc.any(outside).as_py():
+        index = _first(outside)
+        value = column[index].as_py()
+        raise ValidationError(index, name, f"{value!r} is not one of {', '.join(sorted(allowed))}")
+
+
+def _first(mask: pa.ChunkedArray | pa.Array) -> int:
+    return pc.index(mask, True).as_py()
+
+
+def empty_table(schema: pa.Schema = SCHEMA) -> pa.Table:
+    """An empty table of the given schema."""
+    return schema.empty_table()
