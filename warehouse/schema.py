@@ -95,35 +95,86 @@ def to_table(events: Events, schema: pa.Schema = SCHEMA) -> pa.Table:
 
 def _table_from_rows(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     known = set(schema.names)
-    for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise ValidationError(i, None, f"expected an object, got {type(row).__name__}")
+    if not all(type(row) is dict for row in rows):
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                raise ValidationError(i, None, f"expected an object, got {type(row).__name__}")
     keys = set().union(*(row.keys() for row in rows)) if rows else set()
     if unknown := keys - known:
         name = sorted(unknown, key=str)[0]
         index = next(i for i, row in enumerate(rows) if name in row)
         raise ValidationError(index, str(name), f"unknown field (schema v{SCHEMA_VERSION})")
-    arrays = [_column(field, [row.get(field.name) for row in rows]) for field in schema]
-    return pa.Table.from_arrays(arrays, schema=schema)
+    try:
+        return _fast_table(rows, schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, _SlowPath):
+        arrays = [_column(field, [row.get(field.name) for row in rows]) for field in schema]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class _SlowPath(Exception):
+    """The batch needs value-by-value conversion (or has an error to locate)."""
+
+
+def _fast_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """One C++ pass over the rows for the common, well-typed batch."""
+    # Arrow truncates 1.5 to 1 when it fills an int64: read the integer columns as
+    # floats too (exact below 2**53, and only used for this check) and insist on whole numbers.
+    integers = [pa.field(f.name, pa.float64()) for f in schema if pa.types.is_integer(f.type)]
+    probe = pa.array(rows, type=pa.struct(integers))
+    for child in probe.flatten():
+        if pc.any(pc.not_equal(child, pc.floor(child))).as_py():
+            raise _SlowPath
+    ts_kinds = {type(r.get("ts")) for r in rows}
+    ts_as_text = ts_kinds == {str}
+    if not ts_as_text and ts_kinds != {dt.datetime}:
+        raise _SlowPath  # Arrow would take an int as microseconds: insist on real timestamps
+    fields = [pa.field("ts", pa.string()) if f.name == "ts" and ts_as_text else f for f in schema]
+    columns = pa.Table.from_struct_array(pa.array(rows, type=pa.struct(fields))).columns
+    if ts_as_text:
+        at = schema.get_field_index("ts")
+        columns[at] = pc.cast(columns[at], _TS)  # ISO 8601 with an offset; else the slow path
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+_NONE = type(None)
+
+
+def _fast_kinds(kind: pa.DataType) -> frozenset[type]:
+    """Python types that convert to `kind` exactly, checked per column, not per value."""
+    if pa.types.is_integer(kind):
+        return frozenset({int, _NONE})
+    if pa.types.is_floating(kind):
+        return frozenset({int, float, _NONE})
+    if pa.types.is_string(kind):
+        return frozenset({str, _NONE})
+    return frozenset()
 
 
 def _column(field: pa.Field, values: list[Any]) -> pa.Array:
-    if field.name in JSON_FIELDS:
-        values = [_as_json_text(v) for v in values]
     kind = field.type
     if pa.types.is_timestamp(kind):
         values = [_as_timestamp(i, field.name, v) for i, v in enumerate(values)]
-    elif pa.types.is_integer(kind):
-        _require(values, field.name, _is_integer, "an integer")
-    elif pa.types.is_floating(kind):
-        _require(values, field.name, _is_number, "a number")
-    elif pa.types.is_string(kind):
-        _require(values, field.name, lambda v: isinstance(v, str), "a string")
+    elif not {type(v) for v in values} <= _fast_kinds(kind):
+        values = _checked(field, values)
     try:
         return pa.array(values, type=kind)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
         index = _first_unconvertible(values, kind)
         raise ValidationError(index, field.name, str(exc)) from None
+
+
+def _checked(field: pa.Field, values: list[Any]) -> list[Any]:
+    """The slow path: convert what may be converted, name the first value that may not."""
+    if field.name in JSON_FIELDS:
+        values = [_as_json_text(v) for v in values]
+    kind = field.type
+    if pa.types.is_integer(kind):
+        _require(values, field.name, _is_integer, "an integer")
+    elif pa.types.is_floating(kind):
+        _require(values, field.name, _is_number, "a number")
+    elif pa.types.is_string(kind):
+        _require(values, field.name, lambda v: isinstance(v, str), "a string")
+    return values
 
 
 def _is_integer(value: Any) -> bool:
@@ -158,8 +209,8 @@ def _as_json_text(value: Any) -> Any:
 
 
 def _as_timestamp(index: int, name: str, value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
+    if value is None or (type(value) is dt.datetime and value.tzinfo is dt.UTC):
+        return value
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value)
@@ -170,7 +221,7 @@ def _as_timestamp(index: int, name: str, value: Any) -> dt.datetime | None:
             index, name, f"expected an ISO 8601 string or datetime, got {type(value).__name__}"
         )
     if value.tzinfo is None:
-        raise ValidationError(index, name, "timestamp has no zone offset; give UTC, e.g. '…Z'")
+        return value.replace(tzinfo=dt.UTC)  # naive means UTC, as everywhere in Cerver
     return value
 
 
