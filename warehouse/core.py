@@ -161,10 +161,8 @@ class Warehouse:
 
     def _refresh(self) -> None:
         """A reader catches up with the writer's table and log."""
-        table_schema = self._parts.schema()
-        if table_schema is not None:
-            self._schema = pa.unify_schemas([self._schema, table_schema])
         with self._refresh_lock:
+            self._adopt_table_schema()
             with self._tail_lock:
                 known = {entry.seq: entry.table for entry in self._tail}
             snap, tail, _ = self._read_state(known)
@@ -172,6 +170,12 @@ class Warehouse:
                 if [e.seq for e in tail] != [e.seq for e in self._tail] or snap != self._snap:
                     self._snap = snap
                     self._set_tail_locked(tail)
+
+    def _adopt_table_schema(self) -> None:
+        """Columns a newer writer added to the table become ours too (as nullable columns)."""
+        table_schema = self._parts.schema()
+        if table_schema is not None and not set(table_schema.names) <= set(self._schema.names):
+            self._schema = pa.unify_schemas([self._schema, table_schema])
 
     def _set_tail(self, tail: list[_TailEntry]) -> None:
         with self._tail_lock:
@@ -185,6 +189,7 @@ class Warehouse:
 
     def _start_writer(self, segment_bytes: int) -> None:
         started = time.monotonic()
+        self._adopt_table_schema()
         self._snap, tail, contents = self._read_state({})
         self._set_tail(tail)
         if contents.torn_bytes:
@@ -336,11 +341,11 @@ class Warehouse:
         con.execute("SET VARIABLE files = ?", [files])
         # Identifiers come from the table's schema, values travel as parameters.
         columns = ", ".join(f'"{name}"' for name in schema.names)
-        reader = con.execute(
+        reader = con.sql(
             f"SELECT {columns}, ?::DATE AS date FROM read_parquet(getvariable('files'), "
             "union_by_name = true, hive_partitioning = false) "
             "ORDER BY tenant_id, session_id, ts",
-            [day],
+            params=[day],
         ).to_arrow_reader(batch_size=131_072)
         return reader
 
