@@ -143,7 +143,7 @@ class Warehouse:
         for _ in range(20):
             snap = self._parts.snapshot()
             after = max([snap.high_water, *known.keys()]) if known else snap.high_water
-            contents = wal.read_log(self._wal_dir, after)
+            contents = wal.read_log(self._wal_dir, after, checked_through=after)
             tables = {s: t for s, t in known.items() if s > snap.high_water}
             tables.update(contents.records)
             seqs = sorted(tables)
@@ -297,7 +297,8 @@ class Warehouse:
                 self._stopping.wait(1.0)
 
     def _most_files_in_a_day(self) -> int:
-        return max((len(files) for files in self._parts.partitions().values()), default=0)
+        with self._flush_lock:
+            return max((len(files) for files in self._parts.partitions().values()), default=0)
 
     def flush(self) -> int:
         """Write the tail to the table now; returns the number of events flushed."""

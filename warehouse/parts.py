@@ -150,6 +150,7 @@ class PartStore:
     def _maybe_checkpoint(self, snap: Snapshot) -> None:
         if snap.version > 0 and snap.version % CHECKPOINT_EVERY == 0 and self._table is not None:
             self._table.create_checkpoint()
+            self._table.cleanup_metadata()  # log entries older than Delta's log retention
 
     def _make_durable(self, before: Snapshot, after: Snapshot) -> None:
         """Fsync what a commit wrote locally, so a power cut cannot undo it."""
