@@ -42,3 +42,21 @@ def test_a_new_nullable_column_leaves_existing_files_untouched(data_dir: Path) -
         v1_again.compact()
         rows = v1_again.sql("select session_id, region from events order by ts").to_pylist()
         assert [r["region"] for r in rows] == [None, None, None, None, "eu-west", None]
+
+
+def test_compacting_a_day_written_before_the_new_column(data_dir: Path) -> None:
+    with warehouse.open(data_dir, policy=MANUAL) as v1:
+        for _ in range(2):
+            v1.append([event(ts="2026-10-01T10:00:00Z", session_id="old-day")])
+            v1.flush()
+    with warehouse.open(data_dir, policy=MANUAL, schema=V2) as v2:
+        v2.append([event(session_id="new-day", region="eu")])
+        v2.flush()
+        result = v2.compact()
+        assert result.partitions == 1 and result.files_after == 2
+        rows = v2.sql("select session_id, region from events order by ts").to_pylist()
+        assert rows == [
+            {"session_id": "old-day", "region": None},
+            {"session_id": "old-day", "region": None},
+            {"session_id": "new-day", "region": "eu"},
+        ]

@@ -196,3 +196,18 @@ def test_reader_of_a_missing_folder_fails_clearly(tmp_path: Path) -> None:
 def test_default_folder_is_cerver_data_env(data_dir: Path) -> None:
     with warehouse.open() as wh:
         assert wh.root == data_dir
+
+
+def test_a_reader_opened_before_the_first_writer_follows_it(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True)
+    reader = warehouse.open(data_dir, read_only=True)
+    try:
+        assert count(reader) == 0
+        with warehouse.Warehouse(data_dir, policy=MANUAL, segment_bytes=1) as wh:
+            for i in range(3):
+                wh.append([event(session_id=f"s{i}")])
+            wh.flush()  # drops the flushed segments the reader has never seen
+            wh.append([event(session_id="tail")])
+            assert count(reader) == 4
+    finally:
+        reader.close()

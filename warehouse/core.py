@@ -13,10 +13,12 @@ exactly once).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from warehouse.query import Params, QueryEngine, ReadView
 from warehouse.schema import SCHEMA, Events, to_table
 
 log = logging.getLogger("cerver.warehouse")
+_NO_WRITER = "none"
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ class Warehouse:
         if path.exists():
             return path.read_text().strip()
         if not create:
-            return "none"
+            return _NO_WRITER
         self._wal_dir.mkdir(parents=True, exist_ok=True)
         writer_id = f"cerver-wal-{uuid.uuid4()}"
         tmp = path.with_suffix(".tmp")
@@ -162,6 +165,8 @@ class Warehouse:
     def _refresh(self) -> None:
         """A reader catches up with the writer's table and log."""
         with self._refresh_lock:
+            if self._parts.app_id == _NO_WRITER:  # opened before any writer named its log
+                self._parts.app_id = self._writer_id(create=False)
             self._adopt_table_schema()
             with self._tail_lock:
                 known = {entry.seq: entry.table for entry in self._tail}
@@ -287,12 +292,11 @@ class Warehouse:
             with self._tail_lock:
                 due = self._flush_due_locked()
             try:
-                if due and self.flush() and self._most_files_in_a_day() >= self.policy.compact_files:
-                    self.compact()
+                if due and self._flush() and self._most_files_in_a_day() >= self.policy.compact_files:
+                    self._compact()
                 self.last_flush_error = None
             except Exception as exc:  # the log still holds it all; retry later
-                if not isinstance(exc, ClosedError):
-                    log.exception("flush failed; the events stay in the log and will be retried")
+                log.exception("flush failed; the events stay in the log and will be retried")
                 self.last_flush_error = exc
                 self._stopping.wait(1.0)
 
@@ -303,6 +307,9 @@ class Warehouse:
     def flush(self) -> int:
         """Write the tail to the table now; returns the number of events flushed."""
         self._check_writer()
+        return self._flush()
+
+    def _flush(self) -> int:
         with self._flush_lock:
             with self._tail_lock:
                 batch = list(self._tail)
@@ -320,6 +327,9 @@ class Warehouse:
     def compact(self) -> CompactResult:
         """Merge each day's files into few large ones sorted by (tenant_id, session_id, ts)."""
         self._check_writer()
+        return self._compact()
+
+    def _compact(self) -> CompactResult:
         with self._flush_lock:
             days = self._parts.partitions()
             before = sum(len(files) for files in days.values())
@@ -335,20 +345,30 @@ class Warehouse:
             after = sum(len(files) for files in self._parts.partitions().values())
         return CompactResult(compacted, before, after, len(vacuumed))
 
-    def _sorted_day(self, day: object, files: list[str]) -> pa.RecordBatchReader:
+    def _sorted_day(self, day: dt.date, files: list[str]) -> pa.RecordBatchReader:
         schema = self._parts.schema() or self._schema
+        target = schema.append(pa.field("date", pa.date32()))
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET VARIABLE files = ?", [files])
-        # Identifiers come from the table's schema, values travel as parameters.
-        columns = ", ".join(f'"{name}"' for name in schema.names)
-        reader = con.sql(
-            f"SELECT {columns}, ?::DATE AS date FROM read_parquet(getvariable('files'), "
-            "union_by_name = true, hive_partitioning = false) "
-            "ORDER BY tenant_id, session_id, ts",
-            params=[day],
+        sorted_rows = con.sql(
+            "SELECT * FROM read_parquet(getvariable('files'), union_by_name = true, "
+            "hive_partitioning = false) ORDER BY tenant_id, session_id, ts"
         ).to_arrow_reader(batch_size=131_072)
-        return reader
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            # A column added after these files were written reads as nulls.
+            for batch in sorted_rows:
+                n = batch.num_rows
+                columns = [
+                    batch.column(f.name).cast(f.type) if f.name in batch.schema.names else pa.nulls(n, f.type)
+                    for f in schema
+                ]
+                dates = pa.repeat(pa.scalar(day, pa.date32()), n)
+                yield pa.RecordBatch.from_arrays([*columns, dates], schema=target)
+            con.close()
+
+        return pa.RecordBatchReader.from_batches(target, batches())
 
     # -- reading -------------------------------------------------------------
 
@@ -395,17 +415,17 @@ class Warehouse:
         """Flush the tail, stop the background thread and release the folder."""
         if self._closed:
             return
+        self._closed = True  # refuse new calls from here on
         if not self.read_only:
             self._stopping.set()
             self._flush_wanted.set()
             if self._flusher is not None:
                 self._flusher.join()
             try:
-                self.flush()
+                self._flush()
             except Exception:  # the log keeps the tail for the next open
                 log.exception("final flush failed; the log keeps the events for the next open")
             self._wal.close()
-        self._closed = True
         self._engine.close()
         if self._lock is not None:
             self._lock.release()
