@@ -322,7 +322,8 @@ class Warehouse:
                 self._snap = snap
                 self._set_tail_locked([e for e in self._tail if e.seq > through])
             self._wal.drop_through(through)
-            return data.num_rows
+        self._engine.warm_sessions(self._read_view())
+        return data.num_rows
 
     def compact(self) -> CompactResult:
         """Merge each day's files into few large ones sorted by (tenant_id, session_id, ts)."""
@@ -343,6 +344,8 @@ class Warehouse:
                 compacted += 1
             vacuumed = self._parts.vacuum(self._vacuum_grace_s)
             after = sum(len(files) for files in self._parts.partitions().values())
+        if compacted:
+            self._engine.warm_sessions(self._read_view())
         return CompactResult(compacted, before, after, len(vacuumed))
 
     def _sorted_day(self, day: dt.date, files: list[str]) -> pa.RecordBatchReader:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +12,11 @@ import duckdb
 import pyarrow as pa
 
 from warehouse.errors import QueryError, ReadOnlyError
+from warehouse.summaries import MACROS_SQL, VIEW_SQL, SessionSummaries
 
 VIEWS_SQL = Path(__file__).with_name("views.sql").read_text()
 VIEW_NAMES = ("events", "sessions", "messages", "runs")
+_MENTIONS_SESSIONS = re.compile(r"\bsessions\b", re.IGNORECASE)
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 Params = list[Any] | tuple[Any, ...] | dict[str, Any] | None
@@ -35,6 +38,7 @@ class _Cursor:
     files: tuple[str, ...] | None = None
     tail_version: int = -1
     columns: tuple[str, ...] = ()
+    summary: str | None = None
 
 
 def check_read_only(query: str) -> None:
@@ -59,6 +63,8 @@ class QueryEngine:
         config = {"threads": threads} if threads else {}
         self._db = duckdb.connect(":memory:", config=config)
         self._db.execute("SET parquet_metadata_cache = true")
+        self._db.execute(MACROS_SQL)
+        self._summaries = SessionSummaries()
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
@@ -67,10 +73,32 @@ class QueryEngine:
         """Run one read-only statement against `view`."""
         check_read_only(query)
         cursor = self._prepare(view)
+        summary = None
         try:
+            # A hint, not a guard: a false match only builds the summary early. (DuckDB's
+            # get_table_names binds our views and refuses parameters, so it cannot serve.)
+            if _MENTIONS_SESSIONS.search(query):
+                summary = self._use_summary(cursor, view)
             return cursor.con.sql(query, params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise QueryError(str(exc)) from None
+        finally:
+            if summary is not None:
+                self._summaries.release(summary, cursor.con)
+
+    def warm_sessions(self, view: ReadView) -> None:
+        """Bring the sessions summary up to `view`'s files now, if anyone has used it."""
+        if self._summaries.used:
+            cursor = self._prepare(view)
+            self._summaries.release(self._use_summary(cursor, view), cursor.con)
+
+    def _use_summary(self, cursor: _Cursor, view: ReadView) -> str:
+        name = self._summaries.acquire(cursor.con, view.files)
+        if cursor.summary != name:
+            # The table name is one the engine made; nothing here comes from a caller.
+            cursor.con.execute(VIEW_SQL.replace("{parts}", name))
+            cursor.summary = name
+        return name
 
     def _prepare(self, view: ReadView) -> _Cursor:
         cursor: _Cursor | None = getattr(self._local, "cursor", None)

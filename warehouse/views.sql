@@ -1,36 +1,8 @@
 -- The warehouse's views over `events` (the Parquet parts plus the unflushed tail).
 -- Each statement is one view; the README documents them column by column.
+-- `sessions` lives in sessions.sql: it is kept materialised.
 -- Tokens and cost are summed over every event: a producer records each once, on
 -- the event that incurred it (run.completed, run.failed or usage).
-
-CREATE OR REPLACE TEMP VIEW sessions AS
-SELECT
-    tenant_id,
-    arg_max(user_id, ts) FILTER (WHERE user_id IS NOT NULL) AS user_id,
-    session_id,
-    arg_max(parent_session_id, ts) FILTER (WHERE parent_session_id IS NOT NULL)
-        AS parent_session_id,
-    CASE
-        WHEN max(ts) FILTER (WHERE type = 'session.closed') IS NOT NULL THEN 'closed'
-        WHEN max(ts) FILTER (WHERE type = 'run.started')
-            > coalesce(max(ts) FILTER (WHERE type IN ('run.completed', 'run.failed')),
-                       TIMESTAMPTZ '-infinity') THEN 'running'
-        ELSE 'ready'
-    END AS status,
-    arg_max(harness, ts) FILTER (WHERE harness IS NOT NULL) AS harness,
-    arg_max(model, ts) FILTER (WHERE model IS NOT NULL) AS model,
-    arg_max(compute, ts) FILTER (WHERE compute IS NOT NULL) AS compute,
-    coalesce(min(ts) FILTER (WHERE type = 'session.created'), min(ts)) AS created_at,
-    max(ts) FILTER (WHERE type = 'session.closed') AS closed_at,
-    max(ts) AS last_event_at,
-    count(*) FILTER (WHERE type = 'message') AS messages,
-    count(*) FILTER (WHERE type IN ('run.completed', 'run.failed')) AS runs,
-    coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
-    coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
-    (coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0))::BIGINT AS tokens,
-    coalesce(sum(cost_usd), 0) AS cost_usd
-FROM events
-GROUP BY tenant_id, session_id;
 
 CREATE OR REPLACE TEMP VIEW messages AS
 SELECT event_id, ts, tenant_id, user_id, session_id, parent_session_id, run_id,
