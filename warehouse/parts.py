@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 
+from warehouse.durable import fsync_path
 from warehouse.schema import SCHEMA_VERSION
 
 PARTITION = "date"
@@ -161,19 +162,11 @@ class PartStore:
         folders = set()
         for path in [*paths, str(log)]:
             if os.path.exists(path):
-                _fsync(path)
+                fsync_path(path)
                 folders.add(os.path.dirname(path))
         for folder in folders:
-            _fsync(folder)
+            fsync_path(folder)
 
 
 def _local(uri: str) -> str:
     return uri.removeprefix("file://")
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

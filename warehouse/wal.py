@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from warehouse.durable import fsync_path
 from warehouse.errors import CorruptLogError, StorageError
 
 MAGIC = b"CVW1"
@@ -128,14 +129,6 @@ def read_log(folder: Path, after_seq: int, checked_through: int = 0) -> LogConte
     return contents
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class WriteAheadLog:
     """The writer's end of the log. One per data folder, guarded by the folder lock.
 
@@ -175,7 +168,7 @@ class WriteAheadLog:
             os.ftruncate(fd, truncate_to)  # cut a torn tail off before writing after it
             os.lseek(fd, truncate_to, os.SEEK_SET)
             os.fsync(fd)
-            _fsync_dir(self.folder)
+            fsync_path(self.folder)
         except OSError as exc:
             os.close(fd)
             raise StorageError(f"cannot open the write-ahead log {path}: {exc}") from exc
