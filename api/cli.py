@@ -92,7 +92,11 @@ def _sql(args: argparse.Namespace) -> int:
 
 
 def _compact(args: argparse.Namespace) -> int:
+    import logging
+
     import warehouse
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # a line per day compacted
 
     with warehouse.open(args.data) as wh:
         result = wh.compact()

@@ -338,10 +338,18 @@ class Warehouse:
             for day, files in sorted(days.items()):
                 if len(files) < 2:
                     continue
+                started = time.monotonic()
                 snap = self._parts.replace_partition(day, self._sorted_day(day, [f for f, _ in files]))
                 with self._tail_lock:
                     self._snap = snap
                 compacted += 1
+                log.info(
+                    "compacted %s: %d files, %d events, in %.1fs",
+                    day,
+                    len(files),
+                    sum(rows for _, rows in files),
+                    time.monotonic() - started,
+                )
             vacuumed = self._parts.vacuum(self._vacuum_grace_s)
             after = sum(len(files) for files in self._parts.partitions().values())
         if compacted:
