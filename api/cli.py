@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--output", "-o", help="write to this file instead of standard output")
     sql.set_defaults(run=_sql)
 
+    tokens = commands.add_parser("tokens", help="API tokens: mint one for a tenant")
+    token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    create = token_commands.add_parser("create", help="mint a token for a tenant (printed once, stored hashed)")
+    create.add_argument("--tenant", required=True, help="the organisation the token acts for")
+    _data_arg(create)
+    create.set_defaults(run=_create_token)
+
     compact = commands.add_parser("compact", help="merge each day's Parquet parts into few large files")
     _data_arg(compact)
     compact.set_defaults(run=_compact)
@@ -88,6 +95,21 @@ def _sql(args: argparse.Namespace) -> int:
             out.write(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _create_token(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from api.auth import TokenStore
+    from warehouse import default_url
+
+    try:
+        token = TokenStore(Path(args.data or default_url()).absolute()).create(args.tenant)
+    except ValueError as exc:
+        print(f"cerver tokens create: {exc}", file=sys.stderr)
+        return 2
+    print(token)
     return 0
 
 

@@ -1,27 +1,54 @@
-"""The FastAPI application: wires the warehouse's lifetime and the routers, nothing else."""
+"""The FastAPI application: wires the warehouse's lifetime, services and routers, nothing else."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 import warehouse
-from api.routes import health
+from api import errors
+from api.adapters.models.litellm_adapter import warm
+from api.auth import DEFAULT_TENANT, TokenStore
+from api.idempotency import IdempotencyCache
+from api.limits import BodyLimit
+from api.routes import health, sessions
+from api.sessions.runner import Runner, interrupt_unfinished
+from api.sessions.service import SessionService
+from api.sessions.store import SessionStore
+from api.settings import Settings
+
+log = logging.getLogger("cerver.api")
 
 
-def create_app(data: str | None = None) -> FastAPI:
+def create_app(data: str | None = None, settings: Settings | None = None) -> FastAPI:
     """An app serving the warehouse at `data` (default `$CERVER_DATA` or ./cerver-data)."""
+    settings = settings or Settings(data=data)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.warehouse = warehouse.open(data)
+        wh = warehouse.open(data)
+        threading.Thread(target=warm, name="warm-litellm", daemon=True).start()
+        app.state.warehouse = wh
+        app.state.tokens = TokenStore(wh.root)
+        if not app.state.tokens.any():
+            token = app.state.tokens.create(DEFAULT_TENANT)
+            print(f"No API token existed: minted one for tenant '{DEFAULT_TENANT}' (shown once):\n  {token}")
+        app.state.service = SessionService(SessionStore(wh))
+        app.state.runner = Runner(app.state.service, settings)
+        app.state.idempotency = IdempotencyCache()
+        await interrupt_unfinished(app.state.service)
         try:
             yield
         finally:
-            app.state.warehouse.close()
+            wh.close()
 
     app = FastAPI(title="Cerver", version="0.1.0", lifespan=lifespan)
+    errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(sessions.router)
     return app

@@ -15,11 +15,30 @@ from warehouse.schema import SCHEMA, to_table
 def test_schema_is_v1_as_designed() -> None:
     assert SCHEMA.metadata[b"cerver.schema_version"] == b"1"
     assert SCHEMA.names == [
-        "event_id", "ts", "tenant_id", "user_id", "session_id", "parent_session_id", "run_id",
-        "type", "role", "content", "harness", "model", "compute", "input_tokens", "output_tokens",
-        "cache_read_tokens", "cache_write_tokens", "cost_usd", "latency_ms", "ttft_ms", "status",
-        "error", "attrs",
-    ]  # fmt: skip
+        "event_id",
+        "ts",
+        "tenant_id",
+        "user_id",
+        "session_id",
+        "parent_session_id",
+        "run_id",
+        "type",
+        "role",
+        "content",
+        "harness",
+        "model",
+        "compute",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cost_usd",
+        "latency_ms",
+        "ttft_ms",
+        "status",
+        "error",
+        "attrs",
+    ]
     assert SCHEMA.field("ts").type == pa.timestamp("us", tz="UTC")
     assert SCHEMA.field("input_tokens").type == pa.int64()
     assert SCHEMA.field("cost_usd").type == pa.float64()

@@ -42,8 +42,17 @@ GROUP BY tenant_id, session_id
 ORDER BY tenant_id, session_id
 """
 
-TYPES = ["session.created", "message", "run.started", "run.completed", "run.failed", "session.updated",
-         "session.closed", "usage", "tool.call"]  # fmt: skip
+TYPES = [
+    "session.created",
+    "message",
+    "run.started",
+    "run.completed",
+    "run.failed",
+    "session.updated",
+    "session.closed",
+    "usage",
+    "tool.call",
+]
 
 
 def _random_events(rng: random.Random, n: int, start: int) -> list[dict]:
@@ -102,8 +111,17 @@ def test_a_point_lookup_reads_the_summary_and_the_tail(wh: warehouse.Warehouse) 
     wh.append(_random_events(rng, 200, 0))
     wh.flush()
     wh.sql("select count(*) from sessions")
-    wh.append([{"event_id": "late", "ts": "2026-12-01T00:00:00Z", "tenant_id": "t1", "session_id": "s3",
-                "type": "session.closed"}])  # fmt: skip
+    wh.append(
+        [
+            {
+                "event_id": "late",
+                "ts": "2026-12-01T00:00:00Z",
+                "tenant_id": "t1",
+                "session_id": "s3",
+                "type": "session.closed",
+            }
+        ]
+    )
     row = wh.sql(
         "select status, closed_at from sessions where tenant_id = ? and session_id = ?", ["t1", "s3"]
     )

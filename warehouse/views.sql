@@ -20,7 +20,8 @@ SELECT
     arg_max(harness, ts) FILTER (WHERE harness IS NOT NULL) AS harness,
     arg_max(compute, ts) FILTER (WHERE compute IS NOT NULL) AS compute,
     CASE
-        WHEN count(*) FILTER (WHERE type = 'run.failed') > 0 THEN 'error'
+        WHEN count(*) FILTER (WHERE type = 'run.failed') > 0
+            THEN coalesce(arg_max(status, ts) FILTER (WHERE type = 'run.failed'), 'error')
         WHEN count(*) FILTER (WHERE type = 'run.completed') > 0
             THEN coalesce(arg_max(status, ts) FILTER (WHERE type = 'run.completed'), 'ok')
         ELSE 'running'

@@ -1,0 +1,1 @@
+"""Adapters: models, harnesses and compute, each kind behind one protocol and a registry."""

@@ -1,0 +1,43 @@
+"""Route dependencies as Annotated aliases: the caller's tenant and the services."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.errors import ApiError
+from api.idempotency import IdempotencyCache
+from api.sessions.runner import Runner
+from api.sessions.service import SessionService
+
+
+def _tenant(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401, "unauthorized", "send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"}
+        )
+    tenant = request.app.state.tokens.tenant_for(token.strip())
+    if tenant is None:
+        raise ApiError(401, "unauthorized", "unknown token", {"WWW-Authenticate": "Bearer"})
+    return tenant
+
+
+def _service(request: Request) -> SessionService:
+    return request.app.state.service
+
+
+def _runner(request: Request) -> Runner:
+    return request.app.state.runner
+
+
+def _idempotency(request: Request) -> IdempotencyCache:
+    return request.app.state.idempotency
+
+
+TenantDep = Annotated[str, Depends(_tenant)]
+ServiceDep = Annotated[SessionService, Depends(_service)]
+RunnerDep = Annotated[Runner, Depends(_runner)]
+IdempotencyDep = Annotated[IdempotencyCache, Depends(_idempotency)]

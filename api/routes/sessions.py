@@ -1,0 +1,138 @@
+"""The session routes under /v2: thin calls into the session service and runner."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from api.deps import IdempotencyDep, RunnerDep, ServiceDep, TenantDep
+from api.errors import ApiError
+from api.schemas import CreateSession, RunLLM, UpdateSession
+from api.sessions.runner import Outcome, Run, Runner
+
+router = APIRouter(prefix="/v2/sessions", tags=["sessions"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+@router.post("", status_code=201)
+async def create_session(
+    body: CreateSession,
+    tenant: TenantDep,
+    service: ServiceDep,
+    idem: IdempotencyDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Create a session; with `session_id`, creating it again with the same body returns it (200)."""
+
+    async def produce() -> tuple[int, Any]:
+        view, created = await service.create(tenant, body)
+        return (201 if created else 200), view
+
+    status, answer = await idem.answer(tenant, key, ["create", body.model_dump()], produce)
+    return JSONResponse(answer, status)
+
+
+@router.get("")
+async def list_sessions(
+    tenant: TenantDep,
+    service: ServiceDep,
+    user_id: str | None = None,
+    status: str | None = None,
+    model: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The tenant's sessions, oldest first; follow `next_cursor` for the next page."""
+    filters = {
+        "user_id": user_id,
+        "status": status,
+        "model": model,
+        "created_after": created_after,
+        "created_before": created_before,
+    }
+    return await service.list(tenant, filters, limit, cursor)
+
+
+@router.get("/{session_id}")
+async def read_session(session_id: str, tenant: TenantDep, service: ServiceDep) -> dict[str, Any]:
+    """The session's row, config and transcript."""
+    return await service.read(tenant, session_id)
+
+
+@router.patch("/{session_id}")
+async def update_session(
+    session_id: str, body: UpdateSession, tenant: TenantDep, service: ServiceDep
+) -> dict[str, Any]:
+    """Switch model or harness, edit metadata: same id, same transcript."""
+    return await service.update(tenant, session_id, body)
+
+
+@router.post("/{session_id}/close")
+async def close_session(
+    session_id: str, tenant: TenantDep, service: ServiceDep, idem: IdempotencyDep, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Close the session; later writes to it get 409."""
+
+    async def produce() -> tuple[int, Any]:
+        return 200, await service.close(tenant, session_id)
+
+    status, answer = await idem.answer(tenant, key, ["close", session_id], produce)
+    return JSONResponse(answer, status)
+
+
+@router.get("/{session_id}/metrics")
+async def read_metrics(session_id: str, tenant: TenantDep, service: ServiceDep) -> dict[str, Any]:
+    """Cost, tokens, runs, latency percentiles and a by-model breakdown."""
+    return await service.metrics(tenant, session_id)
+
+
+@router.post("/{session_id}/run-llm", response_model=None)
+async def run_llm(
+    session_id: str,
+    body: RunLLM,
+    tenant: TenantDep,
+    runner: RunnerDep,
+    idem: IdempotencyDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse | StreamingResponse:
+    """One turn: the transcript plus the new message to the model; JSON, or SSE with `stream`."""
+    if body.stream:
+        if key is not None:
+            raise ApiError(400, "invalid_request", "Idempotency-Key is for non-streaming requests")
+        run = await runner.start(tenant, session_id, body)
+        return StreamingResponse(
+            _sse(runner, run),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def produce() -> tuple[int, Any]:
+        run = await runner.start(tenant, session_id, body)
+        async for item in runner.execute(run):
+            if isinstance(item, Outcome):
+                return 200, item.as_json()
+        raise AssertionError("a run ends with an outcome or an error")
+
+    status, answer = await idem.answer(tenant, key, ["run-llm", session_id, body.model_dump()], produce)
+    return JSONResponse(answer, status)
+
+
+async def _sse(runner: Runner, run: Run) -> AsyncIterator[str]:
+    try:
+        async for item in runner.execute(run):
+            if isinstance(item, Outcome):
+                yield _frame("done", item.as_json())
+            else:
+                yield _frame("delta", {"text": item})
+    except ApiError as exc:
+        yield _frame("error", {"error": {"code": exc.code, "message": exc.message}, "status": exc.status})
+
+
+def _frame(kind: str, data: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"

@@ -1,0 +1,289 @@
+"""One turn of a session: the transcript to the model, retries and fallbacks, every step an event.
+
+A run writes the user's message(s) and `run.started` before calling out, so a crash
+mid-run leaves a trace that start-up turns into `run.failed` (`interrupted`). Then it
+streams from the session's model, retrying rate limits, 5xx and timeouts with
+backoff, then trying the session's fallbacks in order; each attempt is recorded in
+the run's attrs. Output already streamed to the caller is never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.adapters.models import ModelError, ModelResult, adapter_for
+from api.errors import ApiError
+from api.schemas import RunLLM
+from api.sessions.events import event, new_id
+from api.sessions.service import SessionService, check_model
+from api.sessions.state import SessionState, message_fields
+from api.settings import Settings
+
+log = logging.getLogger("cerver.runs")
+
+
+@dataclass
+class Run:
+    """A run that has started: its session (locked), models to try and the transcript to send."""
+
+    state: SessionState
+    run_id: str
+    models: list[str]
+    messages: list[dict[str, Any]]
+    temperature: float | None
+    max_tokens: int | None
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class Outcome:
+    """A finished run, as run-llm answers it."""
+
+    run_id: str
+    output: str
+    model: str
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    latency_ms: float
+    ttft_ms: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The response body."""
+        return {
+            "run_id": self.run_id,
+            "output": self.output,
+            "model": self.model,
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
+            "cost_usd": self.cost_usd,
+            "latency_ms": round(self.latency_ms, 3),
+            "ttft_ms": round(self.ttft_ms, 3) if self.ttft_ms is not None else None,
+        }
+
+
+class Runner:
+    """Starts and drives runs; one in flight per session."""
+
+    def __init__(self, service: SessionService, settings: Settings):
+        self.service = service
+        self.store = service.store
+        self.settings = settings
+
+    async def start(self, tenant_id: str, session_id: str, body: RunLLM) -> Run:
+        """Check everything, take the session's run slot and record the turn's start."""
+        state = await self.service.writable(tenant_id, session_id)
+        model = body.model or state.model
+        if model is None:
+            raise ApiError(422, "no_model", "the session has no model; name one in the request or PATCH it")
+        check_model(model)
+        if state.lock.locked():
+            raise ApiError(409, "run_in_flight", "a run is already in flight on this session; wait for it")
+        await state.lock.acquire()
+        try:
+            run_id = new_id("run_")
+            common = {"user_id": state.user_id, "run_id": run_id, "harness": state.harness}
+            if state.budget_usd is not None and state.cost_usd >= state.budget_usd:
+                reason = f"session budget of ${state.budget_usd} is spent (${state.cost_usd:.6f})"
+                await self.store.write(
+                    state,
+                    [
+                        event("run.started", tenant_id, session_id, model=model, **common),
+                        event(
+                            "run.failed",
+                            tenant_id,
+                            session_id,
+                            model=model,
+                            status="budget_exceeded",
+                            error=reason,
+                            **common,
+                        ),
+                    ],
+                )
+                raise ApiError(429, "budget_exceeded", reason)
+            turn = (
+                [{"role": "user", "content": body.prompt}]
+                if body.prompt is not None
+                else [m.model_dump(exclude_none=True) for m in body.messages or []]
+            )
+            messages = [*state.transcript, *turn]
+            written = []
+            for message in turn:
+                content, attrs = message_fields(message)
+                written.append(
+                    event(
+                        "message",
+                        tenant_id,
+                        session_id,
+                        role=message["role"],
+                        content=content,
+                        attrs=attrs,
+                        **common,
+                    )
+                )
+            written.append(event("run.started", tenant_id, session_id, model=model, **common))
+            await self.store.write(state, written)
+        except BaseException:
+            state.lock.release()
+            raise
+        models = [model, *(m for m in state.fallbacks if m != model)]
+        return Run(state, run_id, models, messages, body.temperature, body.max_tokens)
+
+    async def execute(self, run: Run) -> AsyncIterator[str | Outcome]:
+        """Yield text deltas, then the Outcome; raise ApiError (502/504) once every model failed."""
+        state, attempts = run.state, []
+        ttft: float | None = None
+        finished = False
+        try:
+            last_error: ModelError | None = None
+            for model in run.models:
+                adapter = adapter_for(model)
+                for attempt in range(self.settings.max_retries + 1):
+                    began = time.perf_counter()
+                    try:
+                        result = None
+                        async for item in adapter.stream(
+                            model,
+                            run.messages,
+                            temperature=run.temperature,
+                            max_tokens=run.max_tokens,
+                            timeout_s=self.settings.model_timeout_s,
+                        ):
+                            if isinstance(item, ModelResult):
+                                result = item
+                            else:
+                                if ttft is None:
+                                    ttft = (time.perf_counter() - run.started) * 1000
+                                yield item
+                        assert result is not None, f"{adapter.name} ended without a result"
+                    except ModelError as exc:
+                        attempts.append(_attempt(model, began, exc))
+                        last_error = exc
+                        if ttft is not None:  # the caller has output already: no silent retry
+                            break
+                        if exc.retryable and attempt < self.settings.max_retries:
+                            await asyncio.sleep(self._backoff(attempt, exc.retry_after))
+                            continue
+                        break
+                    attempts.append(_attempt(model, began, None))
+                    outcome = await self._complete(run, result, attempts, ttft)
+                    finished = True
+                    yield outcome
+                    return
+                if ttft is not None:
+                    break
+            await self._fail(run, attempts, last_error)
+            finished = True
+            assert last_error is not None
+            status = 504 if last_error.timeout else 502
+            code = "provider_timeout" if last_error.timeout else "provider_error"
+            raise ApiError(status, code, f"every model failed; last: {last_error}")
+        finally:
+            if not finished:  # the caller went away mid-run
+                self.store.write_now(
+                    state, [self._failed_event(run, attempts, "cancelled", "client went away")]
+                )
+            state.lock.release()
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.settings.max_backoff_s)
+        base = self.settings.backoff_s * (2**attempt)
+        return min(base * (0.5 + random.random()), self.settings.max_backoff_s)  # jitter
+
+    async def _complete(
+        self, run: Run, result: ModelResult, attempts: list[dict], ttft: float | None
+    ) -> Outcome:
+        latency = (time.perf_counter() - run.started) * 1000
+        s = run.state
+        common = {"user_id": s.user_id, "run_id": run.run_id, "harness": s.harness, "model": result.model}
+        u = result.usage
+        await self.store.write(
+            s,
+            [
+                event("message", s.tenant_id, s.session_id, role="assistant", content=result.text, **common),
+                event(
+                    "run.completed",
+                    s.tenant_id,
+                    s.session_id,
+                    status="ok",
+                    input_tokens=u.input_tokens,
+                    output_tokens=u.output_tokens,
+                    cache_read_tokens=u.cache_read_tokens,
+                    cache_write_tokens=u.cache_write_tokens,
+                    cost_usd=result.cost_usd,
+                    latency_ms=latency,
+                    ttft_ms=ttft if ttft is not None else latency,
+                    attrs={"attempts": attempts},
+                    **common,
+                ),
+            ],
+        )
+        return Outcome(
+            run.run_id,
+            result.text,
+            result.model,
+            u.input_tokens,
+            u.output_tokens,
+            result.cost_usd,
+            latency,
+            ttft if ttft is not None else latency,
+        )
+
+    async def _fail(self, run: Run, attempts: list[dict], error: ModelError | None) -> None:
+        status = "timeout" if error is not None and error.timeout else "error"
+        await self.store.write(run.state, [self._failed_event(run, attempts, status, str(error))])
+
+    def _failed_event(self, run: Run, attempts: list[dict], status: str, error: str) -> dict[str, Any]:
+        s = run.state
+        latency = (time.perf_counter() - run.started) * 1000
+        return event(
+            "run.failed",
+            s.tenant_id,
+            s.session_id,
+            user_id=s.user_id,
+            run_id=run.run_id,
+            harness=s.harness,
+            model=run.models[0],
+            status=status,
+            error=error,
+            latency_ms=latency,
+            attrs={"attempts": attempts},
+        )
+
+
+def _attempt(model: str, began: float, error: ModelError | None) -> dict[str, Any]:
+    took = round((time.perf_counter() - began) * 1000, 3)
+    if error is None:
+        return {"model": model, "ok": True, "ms": took}
+    return {"model": model, "ok": False, "ms": took, "status": error.status, "error": str(error)[:500]}
+
+
+async def interrupt_unfinished(service: SessionService) -> int:
+    """At start-up: runs a crash left open become `run.failed` with status `interrupted`."""
+    rows = await service.store.sql(
+        "SELECT tenant_id, session_id, run_id, user_id, model, harness FROM runs WHERE status = 'running'", []
+    )
+    events = [
+        event(
+            "run.failed",
+            r["tenant_id"],
+            r["session_id"],
+            run_id=r["run_id"],
+            user_id=r["user_id"],
+            model=r["model"],
+            harness=r["harness"],
+            status="interrupted",
+            error="the server stopped during this run",
+        )
+        for r in rows
+    ]
+    if events:
+        await asyncio.to_thread(service.store.wh.append, events)
+        log.warning("marked %d interrupted run(s) as failed", len(events))
+    return len(events)

@@ -1,0 +1,72 @@
+"""Where session state lives: written as events, cached in memory, rebuilt from the warehouse."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+import warehouse
+from api.sessions.state import SessionState
+
+_EVENTS_OF_SESSION = "SELECT * FROM events WHERE tenant_id = ? AND session_id = ? ORDER BY ts, event_id"
+
+
+class SessionStore:
+    """A bounded LRU of session states over the warehouse; every change is an appended event."""
+
+    def __init__(self, wh: warehouse.Warehouse, capacity: int = 10_000):
+        self.wh = wh
+        self._cache: OrderedDict[tuple[str, str], SessionState] = OrderedDict()
+        self._capacity = capacity
+        self._loading = asyncio.Lock()
+
+    async def get(self, tenant_id: str, session_id: str) -> SessionState | None:
+        """The session's state, loading it from its events on a miss; None if it has none."""
+        key = (tenant_id, session_id)
+        if (state := self._cache.get(key)) is not None:
+            self._cache.move_to_end(key)
+            return state
+        async with self._loading:
+            if (state := self._cache.get(key)) is not None:
+                return state
+            rows = await run_in_threadpool(self._events, tenant_id, session_id)
+            if not rows:
+                return None
+            state = SessionState(tenant_id, session_id)
+            for row in rows:
+                state.apply(row)
+            self._remember(state)
+            return state
+
+    def _events(self, tenant_id: str, session_id: str) -> list[dict[str, Any]]:
+        return self.wh.sql(_EVENTS_OF_SESSION, [tenant_id, session_id]).to_pylist()
+
+    def _remember(self, state: SessionState) -> None:
+        self._cache[(state.tenant_id, state.session_id)] = state
+        while len(self._cache) > self._capacity:
+            key, oldest = next(iter(self._cache.items()))
+            if oldest.lock.locked():  # a run is in flight: keep it, stop evicting for now
+                break
+            del self._cache[key]
+
+    async def write(self, state: SessionState, events: list[dict[str, Any]]) -> None:
+        """Append the events durably, then fold them into the cached state."""
+        await run_in_threadpool(self.wh.append, events)
+        for e in events:
+            state.apply(e)
+        self._remember(state)
+
+    def write_now(self, state: SessionState, events: list[dict[str, Any]]) -> None:
+        """The same, blocking: for paths that must not be cancelled (a dropped client's run)."""
+        self.wh.append(events)
+        for e in events:
+            state.apply(e)
+        self._remember(state)
+
+    async def sql(self, query: str, params: list[Any]) -> list[dict[str, Any]]:
+        """A read-only query, off the event loop."""
+        table = await run_in_threadpool(self.wh.sql, query, params)
+        return table.to_pylist()

@@ -1,0 +1,41 @@
+"""One settings object for the API, read from the environment once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+# Provider keys, and the model a new session gets when that key is set and no model is named.
+_KEYED_DEFAULTS = (
+    ("OPENAI_API_KEY", "openai/gpt-4o-mini"),
+    ("ANTHROPIC_API_KEY", "anthropic/claude-3-5-haiku-20241022"),
+    ("GEMINI_API_KEY", "gemini/gemini-2.0-flash"),
+    ("XAI_API_KEY", "xai/grok-3-mini"),
+)
+OFFLINE_MODEL = "offline/echo"
+
+
+def default_model() -> str:
+    """`CERVER_DEFAULT_MODEL`, else the first provider with a key, else the offline echo model."""
+    if explicit := os.environ.get("CERVER_DEFAULT_MODEL"):
+        return explicit
+    for key, model in _KEYED_DEFAULTS:
+        if os.environ.get(key):
+            return model
+    return OFFLINE_MODEL
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Limits and timings; each has a CERVER_* variable."""
+
+    data: str | None = None
+    max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("CERVER_MAX_BODY_BYTES", 1 << 20)))
+    model_timeout_s: float = field(default_factory=lambda: _float("CERVER_MODEL_TIMEOUT_S", 120.0))
+    max_retries: int = field(default_factory=lambda: int(os.environ.get("CERVER_MODEL_RETRIES", 2)))
+    backoff_s: float = field(default_factory=lambda: _float("CERVER_BACKOFF_S", 0.25))
+    max_backoff_s: float = field(default_factory=lambda: _float("CERVER_MAX_BACKOFF_S", 8.0))
