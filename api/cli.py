@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tokens = commands.add_parser("tokens", help="API tokens: mint one for a tenant")
     token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
-    create = token_commands.add_parser("create", help="mint a token for a tenant (printed once, stored hashed)")
+    create = token_commands.add_parser("create", help="mint a token (printed once, stored hashed)")
     create.add_argument("--tenant", required=True, help="the organisation the token acts for")
     _data_arg(create)
     create.set_defaults(run=_create_token)

@@ -172,8 +172,15 @@ def test_bad_requests_get_clear_errors(client, method, path, kwargs, status, cod
 
 def test_bad_turns_write_nothing(client: httpx.Client, api) -> None:
     sid = new_session(client)["session_id"]
-    for body in ({"prompt": ""}, {"prompt": "a", "messages": [{"role": "user", "content": "b"}]}, {},
-                 {"messages": []}, {"prompt": "x", "model": "nope"}, {"prompt": "x", "temperature": 9}):  # fmt: skip
+    bodies = [
+        {"prompt": ""},
+        {"prompt": "a", "messages": [{"role": "user", "content": "b"}]},
+        {},
+        {"messages": []},
+        {"prompt": "x", "model": "nope"},
+        {"prompt": "x", "temperature": 9},
+    ]
+    for body in bodies:
         response = client.post(f"/v2/sessions/{sid}/run-llm", json=body)
         assert response.status_code == 422, (body, response.text)
     with warehouse.open(api[0].data, read_only=True) as reader:
