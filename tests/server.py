@@ -24,8 +24,12 @@ def free_port() -> int:
 
 def mint_token(data: Path, tenant: str) -> str:
     """`cerver tokens create`, as a user would run it."""
-    out = subprocess.run([CERVER, "tokens", "create", "--tenant", tenant, "--data", str(data)],
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [CERVER, "tokens", "create", "--tenant", tenant, "--data", str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -45,8 +49,10 @@ class Server:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [CERVER, "serve", "--data", str(self.data), "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, env=self._env,
-            )  # fmt: skip
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+            )
         deadline = time.monotonic() + 60
         while True:
             try:
