@@ -1,0 +1,281 @@
+"""Wire formats for the fake LLM provider: request parsing and response payloads per provider.
+
+Pure functions, no I/O. `tests/fake_provider.py` serves what these build. Shapes follow the public APIs:
+
+- OpenAI chat completions (`/v1/chat/completions`): a `chat.completion` object, or `chat.completion.chunk`
+  SSE data lines ending with `data: [DONE]`.
+- Anthropic messages (`/v1/messages`): a `message` object, or the event sequence `message_start`,
+  `content_block_start`, `ping`, `content_block_delta` x N, `content_block_stop`, `message_delta`,
+  `message_stop`, each as `event: <type>` + `data: {...}`.
+- Gemini (`/v1beta/models/{model}:generateContent` / `:streamGenerateContent?alt=sse`): a
+  `GenerateContentResponse`, or one per SSE data line, `usageMetadata` on each, `finishReason` on the last.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any, Literal
+
+Provider = Literal["openai", "anthropic", "gemini"]
+
+# An SSE event as (event name or None, data text).
+SseEvent = tuple[str | None, str]
+
+_GEMINI_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_ANTHROPIC_ERROR_TYPE = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+_OPENAI_ERROR = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+def _texts(node: Any) -> Iterator[str]:
+    """Every string under a `text` or `content` key, at any depth, in document order (a bare string too)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, list):
+        for item in node:
+            yield from _texts(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str):
+                if key in ("text", "content"):
+                    yield value
+            else:
+                yield from _texts(value)
+
+
+def transcript(provider: Provider, body: dict[str, Any]) -> list[Any]:
+    """The transcript part of a request body: system prompt and messages, in the provider's own shape."""
+    if provider == "openai":
+        return list(body.get("messages") or [])
+    if provider == "anthropic":
+        system = body.get("system")
+        return ([{"role": "system", "content": system}] if system else []) + list(body.get("messages") or [])
+    system = body.get("systemInstruction") or body.get("system_instruction")
+    return ([system] if system else []) + list(body.get("contents") or [])
+
+
+def input_words(provider: Provider, body: dict[str, Any]) -> int:
+    """Whitespace-separated words in every text of the transcript (system prompt included)."""
+    return sum(len(text.split()) for text in _texts(transcript(provider, body)))
+
+
+def last_user_text(provider: Provider, body: dict[str, Any]) -> str:
+    """Text of the last user turn (for Anthropic/Gemini tool results, the result text), or ""."""
+    turns = body.get("contents") if provider == "gemini" else body.get("messages")
+    for turn in reversed(turns or []):
+        if isinstance(turn, dict) and turn.get("role") == "user":
+            return " ".join(_texts(turn.get("parts") if provider == "gemini" else turn.get("content")))
+    return ""
+
+
+def split_reply(text: str) -> list[str]:
+    """The reply in streamed pieces: one word plus its trailing whitespace each; joined they are `text`."""
+    return re.findall(r"\s*\S+\s*", text) or [text]
+
+
+def sse(events: list[SseEvent]) -> list[bytes]:
+    """Encode events as SSE frames (`event:` line when named, `data:` line, blank line)."""
+    out = []
+    for name, data in events:
+        head = f"event: {name}\n" if name else ""
+        out.append(f"{head}data: {data}\n\n".encode())
+    return out
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+# --- OpenAI -----------------------------------------------------------------------------------------------
+
+
+def openai_response(rid: str, model: str, text: str, usage: tuple[int, int]) -> dict[str, Any]:
+    """A `chat.completion` object."""
+    return {
+        "id": f"chatcmpl-{rid}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+    }
+
+
+def openai_stream(
+    rid: str, model: str, text: str, usage: tuple[int, int], include_usage: bool
+) -> list[SseEvent]:
+    """`chat.completion.chunk` events: role, content deltas, finish, optional usage chunk, `[DONE]`."""
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None) -> str:
+        body: dict[str, Any] = {
+            "id": f"chatcmpl-{rid}",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if include_usage:
+            body["usage"] = None
+        return _dump(body)
+
+    events: list[SseEvent] = [(None, chunk({"role": "assistant", "content": "", "refusal": None}, None))]
+    events += [(None, chunk({"content": piece}, None)) for piece in split_reply(text)]
+    events.append((None, chunk({}, "stop")))
+    if include_usage:
+        tail = {
+            "id": f"chatcmpl-{rid}",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": "fp_fake",
+            "choices": [],
+            "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+        }
+        events.append((None, _dump(tail)))
+    events.append((None, "[DONE]"))
+    return events
+
+
+# --- Anthropic --------------------------------------------------------------------------------------------
+
+
+def _anthropic_usage(usage: tuple[int, int], cache: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "input_tokens": usage[0],
+        "cache_creation_input_tokens": cache[1],
+        "cache_read_input_tokens": cache[0],
+        "output_tokens": usage[1],
+    }
+
+
+def anthropic_response(
+    rid: str, model: str, text: str, usage: tuple[int, int], cache: tuple[int, int]
+) -> dict[str, Any]:
+    """A `message` object with one text block."""
+    return {
+        "id": f"msg_{rid}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": _anthropic_usage(usage, cache),
+    }
+
+
+def anthropic_stream(
+    rid: str, model: str, text: str, usage: tuple[int, int], cache: tuple[int, int]
+) -> list[SseEvent]:
+    """The Messages streaming event sequence; input tokens at `message_start`, output at `message_delta`."""
+    start = anthropic_response(rid, model, "", (usage[0], 1), cache)
+    start.update(content=[], stop_reason=None)
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": start}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        ("ping", {"type": "ping"}),
+    ]
+    for piece in split_reply(text):
+        delta = {"type": "text_delta", "text": piece}
+        events.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": usage[1]},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return [(name, _dump(data)) for name, data in events]
+
+
+# --- Gemini -----------------------------------------------------------------------------------------------
+
+
+def _gemini_body(rid: str, model: str, text: str, usage: tuple[int, int], finish: bool) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+    if finish:
+        candidate["finishReason"] = "STOP"
+    return {
+        "candidates": [candidate],
+        "usageMetadata": {
+            "promptTokenCount": usage[0],
+            "candidatesTokenCount": usage[1],
+            "totalTokenCount": sum(usage),
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": usage[0]}],
+        },
+        "modelVersion": model,
+        "responseId": rid,
+    }
+
+
+def gemini_response(rid: str, model: str, text: str, usage: tuple[int, int]) -> dict[str, Any]:
+    """A `GenerateContentResponse` with one candidate."""
+    return _gemini_body(rid, model, text, usage, finish=True)
+
+
+def gemini_stream(rid: str, model: str, text: str, usage: tuple[int, int]) -> list[SseEvent]:
+    """One response per piece; candidate tokens cumulative, `usage[1]` on the last (finishing) one."""
+    pieces = split_reply(text)
+    events: list[SseEvent] = []
+    for i, piece in enumerate(pieces, 1):
+        so_far = usage[1] if i == len(pieces) else min(i, usage[1])
+        events.append((None, _dump(_gemini_body(rid, model, piece, (usage[0], so_far), i == len(pieces)))))
+    return events
+
+
+# --- Errors -----------------------------------------------------------------------------------------------
+
+
+def error_body(provider: Provider, status: int, message: str) -> dict[str, Any]:
+    """The provider's error JSON for an HTTP status."""
+    if provider == "openai":
+        kind, code = _OPENAI_ERROR.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error", None)
+        )
+        return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    if provider == "anthropic":
+        kind = _ANTHROPIC_ERROR_TYPE.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    return {"error": {"code": status, "message": message, "status": _GEMINI_STATUS.get(status, "UNKNOWN")}}
