@@ -287,3 +287,31 @@ def test_kill_9_mid_run_marks_it_interrupted(fake: FakeProvider, tmp_path: Path)
             assert [m["role"] for m in fake.requests[0].body["messages"]] == ["user", "user"]
     finally:
         server.stop()
+
+
+def test_tool_messages_cross_providers_in_their_wire_format(client: httpx.Client, fake: FakeProvider) -> None:
+    sid = session(client, model=OPENAI)
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "weather", "arguments": '{"city": "Paris"}'},
+    }
+    turn = [
+        {"role": "system", "content": "use tools"},
+        {"role": "user", "content": "weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21C"},
+        {"role": "user", "content": "so, a jacket?"},
+    ]
+    assert client.post(f"/v2/sessions/{sid}/run-llm", json={"messages": turn}).status_code == 200
+    sent = fake.requests[0].body["messages"]
+    assert sent[2]["tool_calls"][0]["id"] == "call_1" and sent[3]["tool_call_id"] == "call_1"
+    client.patch(f"/v2/sessions/{sid}", json={"model": ANTHROPIC})
+    assert client.post(f"/v2/sessions/{sid}/run-llm", json={"prompt": "and tomorrow?"}).status_code == 200
+    blocks = [b for m in fake.requests[1].body["messages"] for b in m["content"] if isinstance(b, dict)]
+    kinds = [b["type"] for b in blocks]
+    assert "tool_use" in kinds and "tool_result" in kinds
+    use = next(b for b in blocks if b["type"] == "tool_use")
+    result = next(b for b in blocks if b["type"] == "tool_result")
+    assert use["id"] == result["tool_use_id"] == "call_1" and use["input"] == {"city": "Paris"}
+    assert "sunny" in json.dumps(result["content"])

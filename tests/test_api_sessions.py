@@ -205,3 +205,26 @@ def test_openapi_docs_are_served(api: tuple[Server, str, str]) -> None:
 
 def test_data_dir_is_the_servers(api: tuple[Server, str, str]) -> None:
     assert Path(api[0].data / "api" / "tokens.jsonl").exists()
+
+
+def test_first_start_mints_a_token_and_the_env_token_works(tmp_path: Path) -> None:
+    data = tmp_path / "fresh"
+    server = Server(data, {"CERVER_API_TOKEN": "", "CERVER_DEFAULT_MODEL": "offline/echo"}).start()
+    try:
+        printed = server.log.read_text()
+        assert "minted one for tenant 'default'" in printed
+        token = next(word for word in printed.split() if word.startswith("cvr_"))
+        with server.client(token) as c:
+            assert c.post("/v2/sessions", json={"user_id": "u"}).status_code == 201
+    finally:
+        server.stop()
+    server = Server(
+        data, {"CERVER_API_TOKEN": "from-the-env", "CERVER_DEFAULT_MODEL": "offline/echo"}
+    ).start()
+    try:
+        with server.client("from-the-env") as c, server.client(token) as minted:
+            created = c.post("/v2/sessions", json={"user_id": "u"}).json()["session_id"]
+            assert minted.get(f"/v2/sessions/{created}").status_code == 200  # both are the default tenant
+        assert "minted one" not in server.log.read_text()  # a token existed: none minted
+    finally:
+        server.stop()
