@@ -315,3 +315,13 @@ def test_tool_messages_cross_providers_in_their_wire_format(client: httpx.Client
     result = next(b for b in blocks if b["type"] == "tool_result")
     assert use["id"] == result["tool_use_id"] == "call_1" and use["input"] == {"city": "Paris"}
     assert "sunny" in json.dumps(result["content"])
+
+
+def test_a_broken_reply_is_retried_when_the_caller_has_seen_nothing(
+    client: httpx.Client, fake: FakeProvider
+) -> None:
+    sid = session(client, model=OPENAI)
+    fake.malformed_next()
+    answer = client.post(f"/v2/sessions/{sid}/run-llm", json={"prompt": "x y z w"})
+    assert answer.status_code == 200 and answer.json()["output"] == "echo: x y z w"
+    assert len(fake.requests) == 2

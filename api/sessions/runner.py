@@ -38,6 +38,7 @@ class Run:
     messages: list[dict[str, Any]]
     temperature: float | None
     max_tokens: int | None
+    streaming: bool
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -132,7 +133,7 @@ class Runner:
             state.lock.release()
             raise
         models = [model, *(m for m in state.fallbacks if m != model)]
-        return Run(state, run_id, models, messages, body.temperature, body.max_tokens)
+        return Run(state, run_id, models, messages, body.temperature, body.max_tokens, body.stream)
 
     async def execute(self, run: Run) -> AsyncIterator[str | Outcome]:
         """Yield text deltas, then the Outcome; raise ApiError (502/504) once every model failed."""
@@ -164,8 +165,9 @@ class Runner:
                     except ModelError as exc:
                         attempts.append(_attempt(model, began, exc))
                         last_error = exc
-                        if ttft is not None:  # the caller has output already: no silent retry
+                        if run.streaming and ttft is not None:  # the caller has output: no silent retry
                             break
+                        ttft = None  # a JSON caller saw nothing yet: the next attempt starts afresh
                         if exc.retryable and attempt < self.settings.max_retries:
                             await asyncio.sleep(self._backoff(attempt, exc.retry_after))
                             continue
@@ -175,7 +177,7 @@ class Runner:
                     finished = True
                     yield outcome
                     return
-                if ttft is not None:
+                if run.streaming and ttft is not None:
                     break
             await self._fail(run, attempts, last_error)
             finished = True
