@@ -13,20 +13,18 @@ exactly once).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from warehouse import dedup, wal
+from warehouse.compaction import sorted_day
 from warehouse.errors import ClosedError, CorruptLogError, WarehouseError
 from warehouse.lock import FolderLock
 from warehouse.parts import EMPTY, PartStore, Snapshot
@@ -339,7 +337,8 @@ class Warehouse:
                 if len(files) < 2:
                     continue
                 started = time.monotonic()
-                snap = self._parts.replace_partition(day, self._sorted_day(day, [f for f, _ in files]))
+                rows = sorted_day(day, [f for f, _ in files], self._parts.schema() or self._schema)
+                snap = self._parts.replace_partition(day, rows)
                 with self._tail_lock:
                     self._snap = snap
                 compacted += 1
@@ -355,31 +354,6 @@ class Warehouse:
         if compacted:
             self._engine.warm_sessions(self._read_view())
         return CompactResult(compacted, before, after, len(vacuumed))
-
-    def _sorted_day(self, day: dt.date, files: list[str]) -> pa.RecordBatchReader:
-        schema = self._parts.schema() or self._schema
-        target = schema.append(pa.field("date", pa.date32()))
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET VARIABLE files = ?", [files])
-        sorted_rows = con.sql(
-            "SELECT * FROM read_parquet(getvariable('files'), union_by_name = true, "
-            "hive_partitioning = false) ORDER BY tenant_id, session_id, ts"
-        ).to_arrow_reader(batch_size=131_072)
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            # A column added after these files were written reads as nulls.
-            for batch in sorted_rows:
-                n = batch.num_rows
-                columns = [
-                    batch.column(f.name).cast(f.type) if f.name in batch.schema.names else pa.nulls(n, f.type)
-                    for f in schema
-                ]
-                dates = pa.repeat(pa.scalar(day, pa.date32()), n)
-                yield pa.RecordBatch.from_arrays([*columns, dates], schema=target)
-            con.close()
-
-        return pa.RecordBatchReader.from_batches(target, batches())
 
     # -- reading -------------------------------------------------------------
 
