@@ -1,0 +1,1 @@
+"""Events produced elsewhere, into the warehouse: REST batches (and, next, OTLP spans and importers)."""

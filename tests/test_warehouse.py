@@ -211,3 +211,16 @@ def test_a_reader_opened_before_the_first_writer_follows_it(data_dir: Path) -> N
             assert count(reader) == 4
     finally:
         reader.close()
+
+
+def test_ids_are_unique_within_a_tenant_not_across(wh: warehouse.Warehouse) -> None:
+    shared = "same-id"
+    assert wh.append([event(event_id=shared, tenant_id="a")]).accepted == 1
+    assert wh.append([event(event_id=shared, tenant_id="b")]).accepted == 1  # b's own event
+    wh.flush()
+    assert wh.append([event(event_id=shared, tenant_id="a"), event(event_id=shared, tenant_id="c")]) == (
+        warehouse.AppendResult(accepted=1, duplicates=1)
+    )
+    both = wh.append([event(event_id="pair", tenant_id="a"), event(event_id="pair", tenant_id="b")])
+    assert both.accepted == 2
+    assert count(wh) == 5

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -198,15 +199,15 @@ class Warehouse:
         if contents.torn_bytes:
             log.warning("dropping a torn tail of %d bytes", contents.torn_bytes)
         self._index = dedup.IdIndex()
-        ids = self._engine.run(self._read_view(), "SELECT event_id FROM events").column(0)
-        self._index.add(dedup.hash_ids(ids))
+        keys = self._engine.run(self._read_view(), "SELECT tenant_id, event_id FROM events")
+        self._index.add(dedup.hash_keys(keys))
         self._wal = wal.WriteAheadLog(self._wal_dir, contents, self._publish, segment_bytes)
         self._flusher = threading.Thread(target=self._flush_loop, name="cerver-flush", daemon=True)
         self._flusher.start()
         log.info(
             "opened %s: %d events in the table, %d replayed from the log, in %.2fs",
             self.root,
-            len(ids) - self._tail_rows,
+            keys.num_rows - self._tail_rows,
             self._tail_rows,
             time.monotonic() - started,
         )
@@ -220,17 +221,17 @@ class Warehouse:
         total = table.num_rows
         if total == 0:
             return AppendResult(0, 0)
-        ids = table.column("event_id")
-        hashes = dedup.hash_ids(ids)
-        first = dedup.first_occurrences(ids)
+        hashes = dedup.hash_keys(table)
+        first = dedup.first_occurrences(table)
         payload = wal.encode(table) if first.all() else None
         with self._write_lock:
             self._check_writer()
             seen = self._index.contains(hashes) & first
             dup = ~first
             if seen.any():
-                stored = self._stored_ids(pc.filter(ids, pa.array(seen)))
-                dup |= seen & pc.is_in(ids, value_set=stored).to_numpy(zero_copy_only=False)
+                stored = self._stored_keys(table.filter(pa.array(seen)).select(dedup.KEY))
+                pairs = zip(table.column("tenant_id").to_pylist(), table.column("event_id").to_pylist())
+                dup |= np.fromiter((key in stored for key in pairs), bool, count=total)
             if dup.any():
                 table, hashes, payload = table.filter(pa.array(~dup)), hashes[~dup], None
             if table.num_rows == 0:
@@ -240,19 +241,21 @@ class Warehouse:
         self._wal.wait_durable(record)
         return AppendResult(table.num_rows, total - table.num_rows)
 
-    def _stored_ids(self, candidates: pa.ChunkedArray) -> pa.Array:
-        """Which candidate ids are really stored (in flight in the log, in the tail or the table)."""
-        found = []
+    def _stored_keys(self, candidates: pa.Table) -> set[tuple[str, str]]:
+        """Which candidate (tenant_id, event_id) keys are stored: in flight, in the tail or the table."""
+        wanted = set(zip(candidates.column(0).to_pylist(), candidates.column(1).to_pylist()))
+        ids = candidates.column("event_id")
+        found: set[tuple[str, str]] = set()
         for table in self._wal.pending_tables():  # before the view: records only move onward
-            column = table.column("event_id")
-            found.append(pc.filter(column, pc.is_in(column, value_set=candidates)))
+            hits = table.filter(pc.is_in(table.column("event_id"), value_set=ids)).select(dedup.KEY)
+            found |= set(zip(hits.column(0).to_pylist(), hits.column(1).to_pylist())) & wanted
         stored = self._engine.run(
             self._read_view(),
-            "SELECT event_id FROM events WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
-            [candidates.to_pylist()],
-        ).column(0)
-        chunks = [chunk for chunked in [*found, stored] for chunk in chunked.chunks]
-        return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+            "SELECT tenant_id, event_id FROM events WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
+            [ids.to_pylist()],
+        )
+        found |= set(zip(stored.column(0).to_pylist(), stored.column(1).to_pylist())) & wanted
+        return found
 
     def _publish(self, records: list[wal.Record]) -> None:
         """Called by the log, in sequence order, once records are durable."""

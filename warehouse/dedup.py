@@ -1,4 +1,7 @@
-"""The event_id index that makes a second event with the same id a no-op.
+"""The (tenant_id, event_id) index that makes a second event with the same id a no-op.
+
+Ids are unique within a tenant: the same id under two tenants is two events, so one
+tenant can never shadow (or probe for) another's.
 
 It holds a 64-bit hash per stored event (8 bytes an event) in a few sorted numpy
 runs, merged as they pile up. A hash hit is only a candidate: the caller confirms
@@ -14,14 +17,21 @@ import pyarrow as pa
 _MAX_RUNS = 6
 
 
-def hash_ids(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A uint64 hash per id; stable within one process, which is all the index needs."""
-    return pl.Series(ids).hash(seed=0x5EED).to_numpy()
+KEY = ["tenant_id", "event_id"]
 
 
-def first_occurrences(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A boolean mask that is false for an id seen earlier in the same batch."""
-    return pl.Series(ids).is_first_distinct().to_numpy()
+def _keys(table: pa.Table) -> pl.DataFrame:
+    return pl.from_arrow(table.select(KEY))  # type: ignore[return-value]
+
+
+def hash_keys(table: pa.Table) -> np.ndarray:
+    """A uint64 hash per (tenant_id, event_id); stable within one process, all the index needs."""
+    return _keys(table).hash_rows(seed=0x5EED).to_numpy()
+
+
+def first_occurrences(table: pa.Table) -> np.ndarray:
+    """A boolean mask that is false for a key seen earlier in the same batch."""
+    return _keys(table).select(pl.struct(KEY).is_first_distinct()).to_series().to_numpy()
 
 
 class IdIndex:

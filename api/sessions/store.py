@@ -52,6 +52,12 @@ class SessionStore:
                 break
             del self._cache[key]
 
+    def forget(self, tenant_id: str, session_id: str) -> None:
+        """Drop a cached state (events arrived around the service): the next read rebuilds it."""
+        state = self._cache.get((tenant_id, session_id))
+        if state is not None and not state.lock.locked():
+            del self._cache[(tenant_id, session_id)]
+
     async def write(self, state: SessionState, events: list[dict[str, Any]]) -> None:
         """Append the events durably, then fold them into the cached state."""
         await run_in_threadpool(self.wh.append, events)
