@@ -15,7 +15,7 @@ from api.adapters.models.litellm_adapter import warm
 from api.auth import DEFAULT_TENANT, TokenStore
 from api.idempotency import IdempotencyCache
 from api.limits import BodyLimit
-from api.routes import events, health, sessions
+from api.routes import events, health, sessions, traces
 from api.sessions.runner import Runner, interrupt_unfinished
 from api.sessions.service import SessionService
 from api.sessions.store import SessionStore
@@ -49,8 +49,13 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
 
     app = FastAPI(title="Cerver", version="0.1.0", lifespan=lifespan)
     errors.install(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, per_path={"/v2/events": MAX_BODY_BYTES})
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        per_path={"/v2/events": MAX_BODY_BYTES, "/v1/traces": MAX_BODY_BYTES},
+    )
     app.include_router(health.router)
     app.include_router(sessions.router)
     app.include_router(events.router)
+    app.include_router(traces.router)
     return app

@@ -29,8 +29,16 @@ def client(api: tuple[Server, str, str]) -> Iterator[httpx.Client]:
 
 
 def ev(i: int, session: str = "ext-1", **fields: object) -> dict:
-    return {"event_id": f"{session}-e{i}", "ts": f"2026-11-20T10:00:{i:02d}Z", "session_id": session,
-            "user_id": "ext-user", "type": "message", "role": "user", "content": f"m{i}", **fields}  # fmt: skip
+    return {
+        "event_id": f"{session}-e{i}",
+        "ts": f"2026-11-20T10:00:{i:02d}Z",
+        "session_id": session,
+        "user_id": "ext-user",
+        "type": "message",
+        "role": "user",
+        "content": f"m{i}",
+        **fields,
+    }
 
 
 def test_a_batch_lands_once_and_shows_as_a_session(client: httpx.Client) -> None:

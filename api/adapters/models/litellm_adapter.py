@@ -8,44 +8,16 @@ Retries are Cerver's (api/sessions/runner.py), so litellm's own are switched off
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
-from functools import cache
 from typing import Any
 
 from api.adapters.models.base import Message, ModelError, ModelResult, UnknownModel, Usage
-
-
-@cache
-def _litellm() -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    litellm.suppress_debug_info = True
-    litellm.telemetry = False
-    return litellm
+from ingest.pricing import litellm, price
 
 
 def warm() -> None:
     """Import litellm now (it takes seconds), so the first request does not wait for it."""
-    _litellm()
-
-
-def price(model: str, usage: Usage) -> float | None:
-    """Cost from litellm's price map; None for a model it has no price for."""
-    if usage.input_tokens is None and usage.output_tokens is None:
-        return None
-    try:
-        prompt, completion = _litellm().cost_per_token(
-            model=model,
-            prompt_tokens=usage.input_tokens or 0,
-            completion_tokens=usage.output_tokens or 0,
-            cache_read_input_tokens=usage.cache_read_tokens or 0,
-            cache_creation_input_tokens=usage.cache_write_tokens or 0,
-        )
-    except Exception:  # litellm raises a zoo of errors for models it has no price for
-        return None
-    return prompt + completion
+    litellm()
 
 
 def _usage(raw: Any) -> Usage:
@@ -62,12 +34,12 @@ def _usage(raw: Any) -> Usage:
 
 
 def _as_model_error(exc: Exception) -> ModelError:
-    litellm = _litellm()
+    lib = litellm()
     status = getattr(exc, "status_code", None)
-    timeout = isinstance(exc, litellm.Timeout)
+    timeout = isinstance(exc, lib.Timeout)
     retryable = (
         timeout
-        or isinstance(exc, litellm.APIConnectionError)
+        or isinstance(exc, lib.APIConnectionError)
         or status in (408, 409, 429)
         or (isinstance(status, int) and status >= 500)
     )
@@ -93,7 +65,7 @@ class LiteLLMAdapter:
     def check(self, model: str) -> None:
         """Refuse names litellm cannot route to a provider."""
         try:
-            _litellm().get_llm_provider(model)
+            litellm().get_llm_provider(model)
         except Exception as exc:
             raise UnknownModel(
                 f"unknown model {model!r}: name it as provider/model, e.g. openai/gpt-4o"
@@ -109,7 +81,7 @@ class LiteLLMAdapter:
         timeout_s: float = 60.0,
     ) -> AsyncIterator[str | ModelResult]:
         """Stream through litellm.acompletion; usage arrives with the last chunk."""
-        litellm = _litellm()
+        lib = litellm()
         options: dict[str, Any] = {
             "stream_options": {"include_usage": True},
             "num_retries": 0,
@@ -122,7 +94,7 @@ class LiteLLMAdapter:
         parts: list[str] = []
         usage = Usage()
         try:
-            response = await litellm.acompletion(model=model, messages=messages, stream=True, **options)
+            response = await lib.acompletion(model=model, messages=messages, stream=True, **options)
             async for chunk in response:
                 if getattr(chunk, "usage", None) is not None:
                     usage = _usage(chunk.usage)
@@ -135,4 +107,7 @@ class LiteLLMAdapter:
             raise
         except Exception as exc:
             raise _as_model_error(exc) from exc
-        yield ModelResult(text="".join(parts), model=model, usage=usage, cost_usd=price(model, usage))
+        cost = price(
+            model, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens
+        )
+        yield ModelResult(text="".join(parts), model=model, usage=usage, cost_usd=cost)
