@@ -45,6 +45,7 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
         try:
             yield
         finally:
+            app.state.service.store.close()
             wh.close()
 
     app = FastAPI(title="Cerver", version="0.1.0", lifespan=lifespan)

@@ -325,3 +325,19 @@ def test_a_broken_reply_is_retried_when_the_caller_has_seen_nothing(
     answer = client.post(f"/v2/sessions/{sid}/run-llm", json={"prompt": "x y z w"})
     assert answer.status_code == 200 and answer.json()["output"] == "echo: x y z w"
     assert len(fake.requests) == 2
+
+
+def test_a_caller_that_goes_away_mid_stream_leaves_a_cancelled_run(
+    client: httpx.Client, fake: FakeProvider
+) -> None:
+    sid = session(client, model=OPENAI)
+    fake.script([" ".join(f"w{i}" for i in range(400))])  # about 2 s of streaming
+    with client.stream("POST", f"/v2/sessions/{sid}/run-llm", json={"prompt": "long", "stream": True}) as r:
+        next(r.iter_raw())  # the first frame, then hang up
+    server = client_server(client)
+    deadline = time.monotonic() + 10
+    while not events(server, sid, "run.failed") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [failed] = events(server, sid, "run.failed")
+    assert failed["status"] == "cancelled"
+    assert client.post(f"/v2/sessions/{sid}/run-llm", json={"prompt": "still here"}).status_code == 200

@@ -221,8 +221,7 @@ class Warehouse:
         total = table.num_rows
         if total == 0:
             return AppendResult(0, 0)
-        hashes = dedup.hash_keys(table)
-        first = dedup.first_occurrences(table)
+        hashes, first = dedup.hash_and_firsts(table)
         payload = wal.encode(table) if first.all() else None
         with self._write_lock:
             self._check_writer()

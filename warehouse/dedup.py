@@ -18,6 +18,7 @@ _MAX_RUNS = 6
 
 
 KEY = ["tenant_id", "event_id"]
+_SEED = 0x5EED
 
 
 def _keys(table: pa.Table) -> pl.DataFrame:
@@ -26,12 +27,15 @@ def _keys(table: pa.Table) -> pl.DataFrame:
 
 def hash_keys(table: pa.Table) -> np.ndarray:
     """A uint64 hash per (tenant_id, event_id); stable within one process, all the index needs."""
-    return _keys(table).hash_rows(seed=0x5EED).to_numpy()
+    return _keys(table).select(pl.struct(KEY).hash(seed=_SEED)).to_series().to_numpy()
 
 
-def first_occurrences(table: pa.Table) -> np.ndarray:
-    """A boolean mask that is false for a key seen earlier in the same batch."""
-    return _keys(table).select(pl.struct(KEY).is_first_distinct()).to_series().to_numpy()
+def hash_and_firsts(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """`hash_keys`, and a mask that is false for a key seen earlier in the same batch: one pass."""
+    out = _keys(table).select(
+        pl.struct(KEY).hash(seed=_SEED).alias("hash"), pl.struct(KEY).is_first_distinct().alias("first")
+    )
+    return out["hash"].to_numpy(), out["first"].to_numpy()
 
 
 class IdIndex:

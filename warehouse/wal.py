@@ -32,7 +32,9 @@ MAGIC = b"CVW1"
 HEADER = struct.Struct("<4sIQI")
 SUFFIX = ".wal"
 SEGMENT_BYTES = 64 << 20
-_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+_IPC_COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4")
+_IPC_PLAIN = pa.ipc.IpcWriteOptions()
+_COMPRESS_FROM = 64 << 10  # smaller batches gain little from LZ4 and pay its set-up per column
 
 
 @dataclass
@@ -66,7 +68,8 @@ def segment_paths(folder: Path) -> list[Path]:
 def encode(table: pa.Table) -> bytes:
     """The IPC stream bytes of one batch."""
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
+    options = _IPC_COMPRESSED if table.nbytes >= _COMPRESS_FROM else _IPC_PLAIN
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
+import warehouse
 from api.deps import IdempotencyDep, RunnerDep, ServiceDep, TenantDep
 from api.errors import ApiError
 from api.schemas import CreateSession, RunLLM, UpdateSession
@@ -132,6 +133,8 @@ async def _sse(runner: Runner, run: Run) -> AsyncIterator[str]:
                 yield _frame("delta", {"text": item})
     except ApiError as exc:
         yield _frame("error", {"error": {"code": exc.code, "message": exc.message}, "status": exc.status})
+    except warehouse.StorageError as exc:
+        yield _frame("error", {"error": {"code": "storage_unavailable", "message": str(exc)}, "status": 503})
 
 
 def _frame(kind: str, data: dict[str, Any]) -> str:

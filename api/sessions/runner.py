@@ -10,11 +10,12 @@ the run's attrs. Output already streamed to the caller is never retried.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from api.adapters.models import ModelError, ModelResult, adapter_for
@@ -39,7 +40,8 @@ class Run:
     temperature: float | None
     max_tokens: int | None
     streaming: bool
-    started: float = field(default_factory=time.perf_counter)
+    started: float
+    recorded: asyncio.Task[None]  # the durable write of the turn's start, overlapping the model call
 
 
 @dataclass
@@ -77,7 +79,8 @@ class Runner:
         self.settings = settings
 
     async def start(self, tenant_id: str, session_id: str, body: RunLLM) -> Run:
-        """Check everything, take the session's run slot and record the turn's start."""
+        """Check everything, take the session's run slot and start recording the turn."""
+        started = time.perf_counter()
         state = await self.service.writable(tenant_id, session_id)
         model = body.model or state.model
         if model is None:
@@ -128,12 +131,14 @@ class Runner:
                     )
                 )
             written.append(event("run.started", tenant_id, session_id, model=model, **common))
-            await self.store.write(state, written)
+            recorded = asyncio.create_task(self.store.write(state, written))
         except BaseException:
             state.lock.release()
             raise
         models = [model, *(m for m in state.fallbacks if m != model)]
-        return Run(state, run_id, models, messages, body.temperature, body.max_tokens, body.stream)
+        return Run(
+            state, run_id, models, messages, body.temperature, body.max_tokens, body.stream, started, recorded
+        )
 
     async def execute(self, run: Run) -> AsyncIterator[str | Outcome]:
         """Yield text deltas, then the Outcome; raise ApiError (502/504) once every model failed."""
@@ -160,6 +165,9 @@ class Runner:
                             else:
                                 if ttft is None:
                                     ttft = (time.perf_counter() - run.started) * 1000
+                                    await (
+                                        run.recorded
+                                    )  # nothing reaches the caller before the turn is durable
                                 yield item
                         assert result is not None, f"{adapter.name} ended without a result"
                     except ModelError as exc:
@@ -186,11 +194,18 @@ class Runner:
             code = "provider_timeout" if last_error.timeout else "provider_error"
             raise ApiError(status, code, f"every model failed; last: {last_error}")
         finally:
-            if not finished:  # the caller went away mid-run
-                self.store.write_now(
-                    state, [self._failed_event(run, attempts, "cancelled", "client went away")]
-                )
-            state.lock.release()
+            try:
+                if not finished:  # the caller went away mid-run
+                    failed = self._failed_event(run, attempts, "cancelled", "client went away")
+                    with contextlib.suppress(Exception):  # a failed start write was reported already
+                        await asyncio.shield(self._after_start(run, [failed]))
+            finally:
+                state.lock.release()
+
+    async def _after_start(self, run: Run, events: list[dict[str, Any]]) -> None:
+        """Write `events` once the turn's start is durable (so the log reads in order)."""
+        await run.recorded
+        await self.store.write(run.state, events)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -205,8 +220,8 @@ class Runner:
         s = run.state
         common = {"user_id": s.user_id, "run_id": run.run_id, "harness": s.harness, "model": result.model}
         u = result.usage
-        await self.store.write(
-            s,
+        await self._after_start(
+            run,
             [
                 event("message", s.tenant_id, s.session_id, role="assistant", content=result.text, **common),
                 event(
@@ -239,7 +254,7 @@ class Runner:
 
     async def _fail(self, run: Run, attempts: list[dict], error: ModelError | None) -> None:
         status = "timeout" if error is not None and error.timeout else "error"
-        await self.store.write(run.state, [self._failed_event(run, attempts, status, str(error))])
+        await self._after_start(run, [self._failed_event(run, attempts, status, str(error))])
 
     def _failed_event(self, run: Run, attempts: list[dict], status: str, error: str) -> dict[str, Any]:
         s = run.state

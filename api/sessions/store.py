@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 import warehouse
 from api.sessions.state import SessionState
+from api.sessions.writer import BatchWriter
 
 _EVENTS_OF_SESSION = "SELECT * FROM events WHERE tenant_id = ? AND session_id = ? ORDER BY ts, event_id"
 
@@ -19,6 +20,7 @@ class SessionStore:
 
     def __init__(self, wh: warehouse.Warehouse, capacity: int = 10_000):
         self.wh = wh
+        self.writer = BatchWriter(wh)
         self._cache: OrderedDict[tuple[str, str], SessionState] = OrderedDict()
         self._capacity = capacity
         self._loading = asyncio.Lock()
@@ -60,17 +62,14 @@ class SessionStore:
 
     async def write(self, state: SessionState, events: list[dict[str, Any]]) -> None:
         """Append the events durably, then fold them into the cached state."""
-        await run_in_threadpool(self.wh.append, events)
+        await self.writer.append(events)
         for e in events:
             state.apply(e)
         self._remember(state)
 
-    def write_now(self, state: SessionState, events: list[dict[str, Any]]) -> None:
-        """The same, blocking: for paths that must not be cancelled (a dropped client's run)."""
-        self.wh.append(events)
-        for e in events:
-            state.apply(e)
-        self._remember(state)
+    def close(self) -> None:
+        """Finish queued writes."""
+        self.writer.close()
 
     async def sql(self, query: str, params: list[Any]) -> list[dict[str, Any]]:
         """A read-only query, off the event loop."""
