@@ -21,21 +21,20 @@ KEY = ["tenant_id", "event_id"]
 _SEED = 0x5EED
 
 
-def _keys(table: pa.Table) -> pl.DataFrame:
-    return pl.from_arrow(table.select(KEY))  # type: ignore[return-value]
+def _keys(table: pa.Table) -> pl.Series:
+    columns = [table.column(name).combine_chunks() for name in KEY]
+    return pl.Series(pa.StructArray.from_arrays(columns, names=KEY))
 
 
 def hash_keys(table: pa.Table) -> np.ndarray:
     """A uint64 hash per (tenant_id, event_id); stable within one process, all the index needs."""
-    return _keys(table).select(pl.struct(KEY).hash(seed=_SEED)).to_series().to_numpy()
+    return _keys(table).hash(seed=_SEED).to_numpy()
 
 
 def hash_and_firsts(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """`hash_keys`, and a mask that is false for a key seen earlier in the same batch: one pass."""
-    out = _keys(table).select(
-        pl.struct(KEY).hash(seed=_SEED).alias("hash"), pl.struct(KEY).is_first_distinct().alias("first")
-    )
-    return out["hash"].to_numpy(), out["first"].to_numpy()
+    """`hash_keys`, and a mask that is false for a key seen earlier in the same batch."""
+    keys = _keys(table)
+    return keys.hash(seed=_SEED).to_numpy(), keys.is_first_distinct().to_numpy()
 
 
 class IdIndex:
