@@ -44,6 +44,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: make `bench.results` importable
+from bench.results import write_section  # noqa: E402
+
+SECTION = "## run-llm overhead"
 MODEL = "openai/gpt-4o-mini"
 PROMPT = "Say hello to the benchmark in a few words."
 MASTER_KEY = "sk-bench"
@@ -415,22 +419,11 @@ def render(results: Results, info: list[str], proxy_note: str | None) -> str:
         "Figures are medians over interleaved rounds; added = median over rounds of (setup - baseline)."
     )
     return "\n".join([
-        "## run-llm overhead", "", intro, "", "### Machine", "", *info, "",
+        SECTION, "", intro, "", "### Machine", "", *info, "",
         "### Figures", "", *table(results), "", "### Targets", "", *verdicts(results, proxy_note), "",
         NOTE, "",
         "Reproduce: `.venv/bin/python bench/overhead.py` (quick: `--requests 40 --per-client 5 --rounds 1`).",
     ])  # fmt: skip
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the `## run-llm overhead` section, keeping the rest of the file as it is now."""
-    text = path.read_text() if path.exists() else ""
-    pattern = re.compile(r"^## run-llm overhead\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section if text else section
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 # --- main ------------------------------------------------------------------------------------------------
@@ -481,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render(results, machine(args, version), notes.get("proxy"))
     print("\n" + section)
     if args.results:
-        write_section(Path(args.results), section)
+        write_section(Path(args.results), SECTION, section)
         print(f"\nwrote the '## run-llm overhead' section of {args.results}")
     return 0
 

@@ -54,9 +54,11 @@ ROOT = BENCH.parent
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != BENCH)]
 
 import warehouse  # noqa: E402
+from bench.results import write_section  # noqa: E402
 from warehouse.schema import SCHEMA, Events, to_table  # noqa: E402
 
 T = TypeVar("T")
+SECTION = "## Warehouse"
 
 # -- targets and shapes ---------------------------------------------------------------------------
 
@@ -881,13 +883,13 @@ def render_text(report: Report) -> str:
 
 def render_markdown(report: Report, host: dict[str, str], total_s: float) -> str:
     """RESULTS.md: the machine, the figures with targets and verdicts, the ratios, how to reproduce."""
-    out = ["# Warehouse benchmark results", "", "Written by `bench/warehouse.py`; numbers are medians.", ""]
-    out += ["## Machine", ""]
+    out = [SECTION, "", "Written by `bench/warehouse.py`; numbers are medians.", ""]
+    out += ["### Machine", ""]
     out += [f"- {key}: {value}" for key, value in host.items()]
     params = ", ".join(f"{k}={v:,}" if type(v) is int else f"{k}={v}" for k, v in report.params.items())
     out += [f"- parameters: {params}", f"- run time: {total_s / 60:.1f} min", ""]
     out += [
-        "## Figures",
+        "### Figures",
         "",
         "| figure | value | unit | target | ratio to target | verdict |",
         "|---|---:|---|---:|---:|---|",
@@ -901,11 +903,11 @@ def render_markdown(report: Report, host: dict[str, str], total_s: float) -> str
         "Ratio to target: above 1 meets it (value/target for throughput, target/value for times).",
         "",
     ]
-    out += ["## Ratios", "", "| ratio | value | meaning |", "|---|---:|---|"]
+    out += ["### Ratios", "", "| ratio | value | meaning |", "|---|---:|---|"]
     out += [f"| {name} | {value:.2f}x | {meaning} |" for name, value, meaning in report.ratios]
-    out += ["", "## Notes", ""]
+    out += ["", "### Notes", ""]
     out += [f"- {note}" for note in report.notes]
-    out += ["", "## Reproduce", "", "```", ".venv/bin/python bench/warehouse.py", "```", ""]
+    out += ["", "### Reproduce", "", "```", ".venv/bin/python bench/warehouse.py", "```", ""]
     return "\n".join(out)
 
 
@@ -961,7 +963,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     host["load average at end"] = load_average()
     print("\n== Cerver warehouse benchmark ==\n" + render_text(report), flush=True)
     if args.results:
-        Path(args.results).write_text(render_markdown(report, host, total_s))
+        write_section(Path(args.results), SECTION, render_markdown(report, host, total_s))
         say(f"wrote {args.results}")
     return 1 if any("FAILED" in note for note in report.notes) else 0  # a missed target is not an error
 
