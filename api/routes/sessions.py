@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -115,9 +116,10 @@ async def run_llm(
 
     async def produce() -> tuple[int, Any]:
         run = await runner.start(tenant, session_id, body)
-        async for item in runner.execute(run):
-            if isinstance(item, Outcome):
-                return 200, item.as_json()
+        async with contextlib.aclosing(runner.execute(run)) as items:  # releases the session at once
+            async for item in items:
+                if isinstance(item, Outcome):
+                    return 200, item.as_json()
         raise AssertionError("a run ends with an outcome or an error")
 
     status, answer = await idem.answer(tenant, key, ["run-llm", session_id, body.model_dump()], produce)
@@ -126,11 +128,12 @@ async def run_llm(
 
 async def _sse(runner: Runner, run: Run) -> AsyncIterator[str]:
     try:
-        async for item in runner.execute(run):
-            if isinstance(item, Outcome):
-                yield _frame("done", item.as_json())
-            else:
-                yield _frame("delta", {"text": item})
+        async with contextlib.aclosing(runner.execute(run)) as items:
+            async for item in items:
+                if isinstance(item, Outcome):
+                    yield _frame("done", item.as_json())
+                else:
+                    yield _frame("delta", {"text": item})
     except ApiError as exc:
         yield _frame("error", {"error": {"code": exc.code, "message": exc.message}, "status": exc.status})
     except warehouse.StorageError as exc:

@@ -165,9 +165,8 @@ class Runner:
                             else:
                                 if ttft is None:
                                     ttft = (time.perf_counter() - run.started) * 1000
-                                    await (
-                                        run.recorded
-                                    )  # nothing reaches the caller before the turn is durable
+                                    # Nothing reaches the caller before the turn's start is durable.
+                                    await run.recorded
                                 yield item
                         assert result is not None, f"{adapter.name} ended without a result"
                     except ModelError as exc:
