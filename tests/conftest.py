@@ -6,9 +6,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 import warehouse
+from tests.server import Server, mint_token
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -36,3 +38,21 @@ def wh(data_dir: Path) -> Iterator[warehouse.Warehouse]:
     w = warehouse.open(data_dir, policy=MANUAL)
     yield w
     w.close()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str, str]]:
+    """A real server on loopback (offline model) shared by a module, with tokens of two tenants."""
+    data = tmp_path_factory.mktemp("api") / "cerver-data"
+    data.mkdir()
+    acme, globex = mint_token(data, "acme"), mint_token(data, "globex")
+    server = Server(data, {"CERVER_DEFAULT_MODEL": "offline/echo"}).start()
+    yield server, acme, globex
+    server.stop()
+
+
+@pytest.fixture
+def client(api: tuple[Server, str, str]) -> Iterator[httpx.Client]:
+    """A client of `api`, as the first tenant."""
+    with api[0].client(api[1]) as c:
+        yield c

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -10,22 +9,6 @@ import pytest
 
 import warehouse
 from tests.server import Server, mint_token
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str, str]]:
-    data = tmp_path_factory.mktemp("api") / "cerver-data"
-    data.mkdir()
-    acme, globex = mint_token(data, "acme"), mint_token(data, "globex")
-    server = Server(data, {"CERVER_DEFAULT_MODEL": "offline/echo"}).start()
-    yield server, acme, globex
-    server.stop()
-
-
-@pytest.fixture
-def client(api: tuple[Server, str, str]) -> Iterator[httpx.Client]:
-    with api[0].client(api[1]) as c:
-        yield c
 
 
 def new_session(client: httpx.Client, **body: object) -> dict:

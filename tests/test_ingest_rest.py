@@ -4,28 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.server import Server, mint_token
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str, str]]:
-    data = tmp_path_factory.mktemp("ingest") / "cerver-data"
-    data.mkdir()
-    acme, globex = mint_token(data, "acme"), mint_token(data, "globex")
-    server = Server(data, {"CERVER_DEFAULT_MODEL": "offline/echo"}).start()
-    yield server, acme, globex
-    server.stop()
-
-
-@pytest.fixture
-def client(api: tuple[Server, str, str]) -> Iterator[httpx.Client]:
-    with api[0].client(api[1]) as c:
-        yield c
+from tests.server import Server
 
 
 def ev(i: int, session: str = "ext-1", **fields: object) -> dict:
