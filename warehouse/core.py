@@ -385,6 +385,7 @@ class Warehouse:
                 "files": len(self._snap.files),
                 "flushed_through": self._snap.high_water,
                 "tail_events": self._tail_rows,
+                "last_flush_error": repr(self.last_flush_error) if self.last_flush_error else None,
             }
 
     # -- closing -------------------------------------------------------------

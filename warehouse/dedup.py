@@ -58,9 +58,6 @@ class IdIndex:
     def __init__(self) -> None:
         self._runs: list[np.ndarray] = []
 
-    def __len__(self) -> int:
-        return sum(len(run) for run in self._runs)
-
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         """A boolean mask: which hashes are (probably) present."""
         found = np.zeros(len(hashes), dtype=bool)
@@ -76,10 +73,6 @@ class IdIndex:
         if len(hashes):
             self._runs.append(np.sort(hashes))
             self._compact_runs()
-
-    def remove(self, hashes: np.ndarray) -> None:
-        """Take hashes out again (a write that failed after they were added)."""
-        self._runs = [run[np.isin(run, hashes, invert=True)] for run in self._runs]
 
     def _compact_runs(self) -> None:
         # Keep runs in size tiers (each at least twice the next), like an LSM tree,

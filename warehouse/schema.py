@@ -280,8 +280,3 @@ def _check_member(table: pa.Table, name: str, allowed: frozenset[str]) -> None:
 
 def _first(mask: pa.ChunkedArray | pa.Array) -> int:
     return pc.index(mask, True).as_py()
-
-
-def empty_table(schema: pa.Schema = SCHEMA) -> pa.Table:
-    """An empty table of the given schema."""
-    return schema.empty_table()

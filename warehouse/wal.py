@@ -57,7 +57,6 @@ class LogContents:
     last_segment: Path | None = None
     valid_bytes: int = 0
     torn_bytes: int = 0
-    bytes_read: int = 0
 
 
 def segment_paths(folder: Path) -> list[Path]:
@@ -115,7 +114,6 @@ def read_log(folder: Path, after_seq: int, checked_through: int = 0) -> LogConte
             data = path.read_bytes()
         except FileNotFoundError:
             continue  # dropped by the writer after a flush, between listing and reading
-        contents.bytes_read += len(data)
         expected, valid = int(path.stem), 0
         for seq, end, payload in _frames(data, checked_through):
             if seq != expected:
