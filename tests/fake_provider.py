@@ -16,18 +16,30 @@ the system prompt into the first user turn and computes no cost; `claude-3-5-hai
 Routes (POST; anything else is a 404 in the OpenAI error shape):
 
 - OpenAI: `/v1/chat/completions` or `/chat/completions`; streams when the body has `"stream": true`.
+- OpenAI Responses API (provider `"openai-responses"`, what `codex` speaks): `/v1/responses` or `/responses`;
+  streams when the body has `"stream": true` (see `tests/fake_responses.py`).
 - Anthropic: `/v1/messages` or `/messages`; streams when the body has `"stream": true`.
+  `/v1/messages/count_tokens` answers `{"input_tokens": <words>}` (recorded; takes no reply nor fault).
 - Gemini: `[/v1beta|/v1alpha|/v1]/models/{model}:generateContent` or `:streamGenerateContent` (SSE). litellm
   joins a custom Gemini api_base with `models/{model}:{method}`, without an API version.
 
-Reply text, in order of precedence: the next scripted reply (`script([...])`, one per answered request, any
-provider; a failed or malformed answer leaves the queue alone); `responder(request)` when set; otherwise
-`"echo: <text of the last user turn>"`.
+Requests meant for another host, which reach the fake when it is set as a client's `HTTP(S)_PROXY`
+(`CONNECT host:443`, or an absolute URL as the path), are refused with a 403 and listed in `foreign_requests`:
+a test can point every proxy variable at the fake and assert that nothing tried to leave the machine.
 
-Token counts: input = `usage[0]` when `usage` is set, else the number of whitespace-separated words in every
-`text`/`content` string of the transcript (OpenAI `messages`; Anthropic `system` + `messages`; Gemini
-`system_instruction` + `contents`). Output = `usage[1]` when set, else the words of the reply. Anthropic also
-reports `cache_read_input_tokens, cache_creation_input_tokens = cache_tokens` (default 0, 0).
+The reply, in order of precedence: the next scripted reply (`script([...])`, one per answered request, any
+provider; a failed or malformed answer leaves the queue alone); `responder(request)` when set; otherwise
+`"echo: <text of the last user turn>"`. A reply is a string or a `Reply`, which can carry tool calls
+(`ToolCall(name, arguments)`, ids generated when absent) and its own token counts. Every answer sent (faults
+aside) is in `responses`, with the token counts it reported; its id is also sent as a `request-id` (Anthropic)
+or `x-request-id` header, as `req_<rid>`.
+
+Token counts, in order of precedence: `Reply.usage`; the fake's `usage = (input, output)`; else input = the
+number of whitespace-separated words in every `text`/`content` string of the transcript (OpenAI `messages`;
+Anthropic `system` + `messages`; Gemini `system_instruction` + `contents`; Responses `instructions` + `input`,
+a tool output counting as content) and output = the words of the reply text. Anthropic also reports
+`cache_read_input_tokens, cache_creation_input_tokens = cache_tokens` (default 0, 0; `Reply.cache` first), the
+Responses API `input_tokens_details.cached_tokens = cache_tokens[0]`.
 
 Faults form one FIFO queue; each request takes the first fault meant for its provider (or for any provider),
 one per request: `fail_next(status, times=...)` answers with the provider's error JSON (plus `retry-after`
@@ -38,27 +50,39 @@ Streamed events are spaced `chunk_delay` seconds apart (default 5 ms), the first
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from tests import fake_responses as responses_wire
 from tests import fake_wire as wire
-from tests.fake_wire import Provider
+from tests.fake_http import DISCONNECTS, Exchange, LoopbackServer
+from tests.fake_wire import Provider, Reply, ToolCall
+
+__all__ = ["FakeProvider", "RecordedRequest", "RecordedResponse", "Reply", "ToolCall"]
 
 _GEMINI_PATH = re.compile(r"^(?:/v1beta|/v1alpha|/v1)?/models/(?P<model>[^/:]+):(?P<method>\w+)$")
-_OPENAI_PATHS = ("/v1/chat/completions", "/chat/completions")
-_ANTHROPIC_PATHS = ("/v1/messages", "/messages")
-_DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout)
+_ROUTES: dict[str, Provider] = {
+    "/v1/chat/completions": "openai",
+    "/chat/completions": "openai",
+    "/v1/responses": "openai-responses",
+    "/responses": "openai-responses",
+    "/v1/messages": "anthropic",
+    "/messages": "anthropic",
+}
+_COUNT_TOKENS = ("/v1/messages/count_tokens", "/messages/count_tokens")
+# Tool call id prefixes, per provider, for calls scripted without an id.
+_CALL_ID_PREFIX: dict[Provider, str] = {"anthropic": "toolu_", "gemini": "call_"}
+# Response id as the client sees it, per provider.
+_RESPONSE_ID = {"openai": "chatcmpl-{}", "openai-responses": "resp_{}", "anthropic": "msg_{}", "gemini": "{}"}
+Responder = Callable[["RecordedRequest"], "str | Reply"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,35 @@ class RecordedRequest:
         return self.path.endswith(":streamGenerateContent") or self.body.get("stream") is True
 
 
+@dataclass(frozen=True)
+class RecordedResponse:
+    """One model answer the fake sent (faults aside): what it said and the token counts it reported.
+
+    Cache counts are those on the wire: Anthropic reports both, the Responses API the read count only,
+    the others none (0, 0).
+    """
+
+    request: RecordedRequest
+    id: str  # as in the body: msg_…, chatcmpl-…, resp_…, or Gemini's responseId
+    request_id: str  # the `request-id` (Anthropic) or `x-request-id` header sent with it
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+
+    @property
+    def provider(self) -> Provider:
+        """The provider whose route answered."""
+        return self.request.provider
+
+    @property
+    def model(self) -> str:
+        """The model the request asked for (the fake answers as that model)."""
+        return self.request.model
+
+
 @dataclass
 class _Fault:
     kind: Literal["fail", "delay", "malformed"]
@@ -98,24 +151,30 @@ class _Fault:
 @dataclass
 class _State:
     requests: list[RecordedRequest] = field(default_factory=list)
-    replies: deque[str] = field(default_factory=deque)
+    responses: list[RecordedResponse] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    replies: deque[Reply] = field(default_factory=deque)
     faults: deque[_Fault] = field(default_factory=deque)
 
 
+def _as_reply(reply: str | Reply) -> Reply:
+    return reply if isinstance(reply, Reply) else Reply(text=reply)
+
+
 class FakeProvider:
-    """A loopback HTTP server imitating three LLM providers; see the module docstring for the rules."""
+    """A loopback HTTP server imitating several LLM provider APIs; see the module docstring for the rules."""
 
     def __init__(self, *, chunk_delay: float = 0.005) -> None:
         """Configure; the server starts on `start()` or on entering the `with` block."""
         self.chunk_delay = chunk_delay
         self.usage: tuple[int, int] | None = None
         self.cache_tokens: tuple[int, int] = (0, 0)
-        self.responder: Callable[[RecordedRequest], str] | None = None
+        self.responder: Responder | None = None
         self._state = _State()
         self._lock = threading.Lock()
         self._ids = count(1)
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: LoopbackServer | None = None
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------
@@ -125,7 +184,7 @@ class FakeProvider:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server(self)
+        self._server = LoopbackServer(self._handle)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -179,10 +238,22 @@ class FakeProvider:
         """The requests received by one provider's routes."""
         return [r for r in self.requests if r.provider == provider]
 
-    def script(self, replies: Iterable[str]) -> None:
-        """Queue reply texts, one per request (any provider), ahead of the responder or the echo."""
+    @property
+    def responses(self) -> list[RecordedResponse]:
+        """Every model answer sent so far (faults aside), oldest first (a copy)."""
         with self._lock:
-            self._state.replies.extend(replies)
+            return list(self._state.responses)
+
+    @property
+    def foreign_requests(self) -> list[str]:
+        """Requests meant for another host, refused (`"CONNECT host:443"`, `"GET http://host/path"`)."""
+        with self._lock:
+            return list(self._state.foreign)
+
+    def script(self, replies: Iterable[str | Reply]) -> None:
+        """Queue replies (texts or `Reply`s), one per request (any provider), ahead of responder or echo."""
+        with self._lock:
+            self._state.replies.extend(_as_reply(r) for r in replies)
 
     def fail_next(
         self,
@@ -209,7 +280,7 @@ class FakeProvider:
         self._push(_Fault("malformed", provider, times))
 
     def reset(self) -> None:
-        """Forget requests, scripted replies, pending faults, `usage`, `cache_tokens` and `responder`."""
+        """Forget requests, responses, scripted replies, faults, `usage`, `cache_tokens` and `responder`."""
         with self._lock:
             self._state = _State()
         self.usage, self.cache_tokens, self.responder = None, (0, 0), None
@@ -222,8 +293,46 @@ class FakeProvider:
 
     # --- serving (called from handler threads) ------------------------------------------------------------
 
-    def _admit(self, request: RecordedRequest) -> tuple[_Fault | None, str, str]:
-        """Record the request; take its fault (if any), its reply text and a response id."""
+    def _handle(self, exchange: Exchange) -> None:
+        """Route one request: a refused foreign one, a model call, count_tokens, or a 404."""
+        split = urlsplit(exchange.path)
+        if exchange.command == "CONNECT" or split.scheme:
+            with self._lock:
+                self._state.foreign.append(f"{exchange.command} {exchange.path}")
+            exchange.send_refusal(403)
+            return
+        provider = _ROUTES.get(split.path)
+        match = _GEMINI_PATH.match(split.path)
+        if match and match["method"] in ("generateContent", "streamGenerateContent"):
+            provider = "gemini"
+        if exchange.command != "POST" or (provider is None and split.path not in _COUNT_TOKENS):
+            where = split.path if exchange.command == "POST" else f"{exchange.command} {exchange.path}"
+            exchange.send_json(404, wire.error_body("openai", 404, f"fake provider: no route for {where}"))
+            return
+        provider = provider or "anthropic"
+        try:
+            body = json.loads(exchange.raw or b"{}")
+        except ValueError:
+            exchange.send_json(400, wire.error_body(provider, 400, "fake provider: request body is not JSON"))
+            return
+        headers = {name.lower(): value for name, value in exchange.headers.items()}
+        request = RecordedRequest(provider, "POST", split.path, dict(parse_qsl(split.query)), headers, body)
+        if split.path in _COUNT_TOKENS:
+            with self._lock:
+                self._state.requests.append(request)
+            exchange.send_json(200, {"input_tokens": wire.input_words(provider, body)})
+            return
+        try:
+            self._serve(exchange, request)
+        except DISCONNECTS:
+            raise
+        except Exception as exc:  # a test's responder failed: make it loud, as a 500 naming the error
+            exchange.send_json(
+                500, wire.error_body(provider, 500, f"fake provider: responder raised {exc!r}")
+            )
+
+    def _admit(self, request: RecordedRequest) -> tuple[_Fault | None, Reply | None, str]:
+        """Record the request; take its fault (if any), its scripted reply (if any) and a response id."""
         with self._lock:
             self._state.requests.append(request)
             fault = next(
@@ -237,162 +346,87 @@ class FakeProvider:
             answered = fault is None or fault.kind == "delay"
             scripted = self._state.replies.popleft() if answered and self._state.replies else None
             rid = f"fake{next(self._ids):06d}"
-        if scripted is not None:
-            return fault, scripted, rid
-        if self.responder is not None:
-            return fault, self.responder(request), rid
-        return fault, "echo: " + wire.last_user_text(request.provider, request.body), rid
+        return fault, scripted, rid
 
-    def _serve(self, handler: _Handler, request: RecordedRequest) -> None:
-        fault, text, rid = self._admit(request)
+    def _reply_for(self, request: RecordedRequest, scripted: Reply | None) -> Reply:
+        if scripted is not None:
+            return scripted
+        if self.responder is not None:
+            return _as_reply(self.responder(request))
+        return Reply(text="echo: " + wire.last_user_text(request.provider, request.body))
+
+    def _serve(self, exchange: Exchange, request: RecordedRequest) -> None:
+        fault, scripted, rid = self._admit(request)
         if fault is not None and fault.kind == "delay" and self._stopping.wait(fault.seconds):
-            handler.close_connection = True  # stopped while waiting: answer nothing
+            exchange.close_connection = True  # stopped while waiting: answer nothing
             return
+        provider = request.provider
         if fault is not None and fault.kind == "fail":
             headers = (
                 {"retry-after": f"{fault.retry_after:g}"}
                 if fault.status == 429 and fault.retry_after is not None
                 else {}
             )
-            handler.send_json(
-                fault.status, wire.error_body(request.provider, fault.status, fault.message), headers
-            )
+            exchange.send_json(fault.status, wire.error_body(provider, fault.status, fault.message), headers)
             return
-        provider, model = request.provider, request.model
-        words = wire.input_words(provider, request.body)
-        usage = self.usage or (words, len(text.split()))
+        reply = self._reply_for(request, scripted)
+        calls = wire.tool_call_ids(reply.tool_calls, _CALL_ID_PREFIX.get(provider, "call_"), rid)
+        usage = (
+            reply.usage or self.usage or (wire.input_words(provider, request.body), len(reply.text.split()))
+        )
+        cache = reply.cache or self.cache_tokens
         malformed = fault is not None and fault.kind == "malformed"
-        if not request.stream:
-            if provider == "openai":
-                payload = wire.openai_response(rid, model, text, usage)
-            elif provider == "anthropic":
-                payload = wire.anthropic_response(rid, model, text, usage, self.cache_tokens)
-            else:
-                payload = wire.gemini_response(rid, model, text, usage)
-            handler.send_json(200, payload, broken=malformed)
+        if not malformed:
+            self._record(request, rid, reply.text, calls, usage, cache)
+        payload, events = _render(request, rid, reply.text, calls, usage, cache)
+        id_header = {"request-id" if provider == "anthropic" else "x-request-id": f"req_{rid}"}
+        if events is None:
+            exchange.send_json(200, payload, id_header, broken=malformed)
             return
-        if provider == "openai":
-            options = request.body.get("stream_options") or {}
-            events = wire.openai_stream(rid, model, text, usage, bool(options.get("include_usage")))
-        elif provider == "anthropic":
-            events = wire.anthropic_stream(rid, model, text, usage, self.cache_tokens)
-        else:
-            events = wire.gemini_stream(rid, model, text, usage)
         frames = wire.sse(events)
         if malformed:
             frames = [*frames[: max(1, len(frames) // 2)], b'data: {"broken": "json\n\n']
-        handler.send_stream(frames, self.chunk_delay, self._stopping, cut=malformed)
+        exchange.send_stream(frames, self.chunk_delay, self._stopping, cut=malformed, headers=id_header)
 
-
-class _Server(ThreadingHTTPServer):
-    """A threading HTTP server that can cut its open (keep-alive) connections on stop."""
-
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, fake: FakeProvider) -> None:
-        self.fake = fake
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._conns_lock:
-            self._conns.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conns_lock:
-            self._conns.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._conns_lock:
-            conns, self._conns = list(self._conns), set()
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet about clients that went away (timeouts, cancelled streams)."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in separate writes; no 40 ms delayed-ACK stalls
-    server: _Server
-    timeout = 30
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's parameter name
-        """No access log."""
-
-    def do_POST(self) -> None:
-        split = urlsplit(self.path)
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        provider: Provider | None = None
-        if split.path in _OPENAI_PATHS:
-            provider = "openai"
-        elif split.path in _ANTHROPIC_PATHS:
-            provider = "anthropic"
-        elif (match := _GEMINI_PATH.match(split.path)) and match["method"] in (
-            "generateContent",
-            "streamGenerateContent",
-        ):
-            provider = "gemini"
-        if provider is None:
-            self.send_json(404, wire.error_body("openai", 404, f"fake provider: no route for {split.path}"))
-            return
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            self.send_json(400, wire.error_body(provider, 400, "fake provider: request body is not JSON"))
-            return
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        query = dict(parse_qsl(split.query))
-        request = RecordedRequest(provider, "POST", split.path, query, headers, body)
-        try:
-            self.server.fake._serve(self, request)
-        except _DISCONNECTS:
-            self.close_connection = True
-        except Exception as exc:  # a test's responder failed: make it loud, as a 500 naming the error
-            self.send_json(500, wire.error_body(provider, 500, f"fake provider: responder raised {exc!r}"))
-
-    def do_GET(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_json(404, wire.error_body("openai", 404, f"fake provider: no route for GET {self.path}"))
-
-    def send_json(
+    def _record(
         self,
-        status: int,
-        payload: dict[str, Any],
-        headers: dict[str, str] | None = None,
-        broken: bool = False,
+        request: RecordedRequest,
+        rid: str,
+        text: str,
+        calls: tuple[ToolCall, ...],
+        usage: tuple[int, int],
+        cache: tuple[int, int],
     ) -> None:
-        data = json.dumps(payload).encode()
-        if broken:
-            data = data[: len(data) // 2]
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        reported = {"anthropic": cache, "openai-responses": (cache[0], 0)}.get(request.provider, (0, 0))
+        response_id = _RESPONSE_ID[request.provider].format(rid)
+        answer = RecordedResponse(request, response_id, f"req_{rid}", text, calls, *usage, *reported)
+        with self._lock:
+            self._state.responses.append(answer)
 
-    def send_stream(self, frames: list[bytes], delay: float, stopping: threading.Event, cut: bool) -> None:
-        """Send SSE frames in chunked encoding; with `cut`, drop the connection before the final chunk."""
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        for frame in frames:
-            if delay > 0 and stopping.wait(delay):
-                cut = True
-                break
-            self.wfile.write(b"%X\r\n%s\r\n" % (len(frame), frame))
-        if cut:
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.wfile.write(b"0\r\n\r\n")
+
+def _render(
+    request: RecordedRequest,
+    rid: str,
+    text: str,
+    calls: tuple[ToolCall, ...],
+    usage: tuple[int, int],
+    cache: tuple[int, int],
+) -> tuple[dict[str, Any], list[wire.SseEvent] | None]:
+    """The answer in the request's wire format: (JSON payload, None), or ({}, SSE events) when streaming."""
+    provider, model = request.provider, request.model
+    if not request.stream:
+        if provider == "openai":
+            return wire.openai_response(rid, model, text, usage, calls), None
+        if provider == "openai-responses":
+            return responses_wire.response(rid, model, text, usage, cache, calls), None
+        if provider == "anthropic":
+            return wire.anthropic_response(rid, model, text, usage, cache, calls), None
+        return wire.gemini_response(rid, model, text, usage, calls), None
+    if provider == "openai":
+        options = request.body.get("stream_options") or {}
+        return {}, wire.openai_stream(rid, model, text, usage, bool(options.get("include_usage")), calls)
+    if provider == "openai-responses":
+        return {}, responses_wire.stream(rid, model, text, usage, cache, calls)
+    if provider == "anthropic":
+        return {}, wire.anthropic_stream(rid, model, text, usage, cache, calls)
+    return {}, wire.gemini_stream(rid, model, text, usage, calls)
