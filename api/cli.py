@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 FORMATS = ("table", "csv", "json", "parquet")
+IMPORT_SOURCES = ("claude-code", "codex", "gemini", "otlp")  # ingest.importers.SOURCES, without importing it
 
 
 def _data_arg(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--tenant", required=True, help="the organisation the token acts for")
     _data_arg(create)
     create.set_defaults(run=_create_token)
+
+    imports = commands.add_parser(
+        "import",
+        help="import Claude Code, Codex or Gemini CLI transcripts (or OTLP JSON files), incrementally",
+        description="Import transcripts into the warehouse. Files already imported are read only from where "
+        "they stopped; importing the same files again adds nothing. Malformed lines are reported, not fatal.",
+    )
+    imports.add_argument("source", choices=IMPORT_SOURCES, help="the transcripts' format")
+    imports.add_argument("path", help="e.g. ~/.claude, ~/.codex, ~/.gemini, a subfolder, or one file")
+    imports.add_argument(
+        "--user", default=None, help="user_id of the imported sessions (default: your login name)"
+    )
+    imports.add_argument(
+        "--tenant", default=None, help="tenant of the imported sessions (default: 'default')"
+    )
+    _data_arg(imports)
+    imports.add_argument("--json", action="store_true", help="print the summary as JSON")
+    imports.set_defaults(run=_import)
 
     compact = commands.add_parser("compact", help="merge each day's Parquet parts into few large files")
     _data_arg(compact)
@@ -111,6 +130,50 @@ def _create_token(args: argparse.Namespace) -> int:
         return 2
     print(token)
     return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    import warehouse
+    from api.auth import DEFAULT_TENANT
+    from ingest.importers import InvalidImport, default_user, import_path, source
+    from ingest.importers.progress import ProgressBar, describe
+
+    if not os.path.exists(os.path.expanduser(args.path)):  # before opening (and creating) the warehouse
+        print(f"cerver import: {args.path}: no such file or folder", file=sys.stderr)
+        return 2
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    try:
+        with warehouse.open(args.data) as wh:
+            summary = import_path(
+                wh,
+                source(args.source),
+                args.path,
+                tenant_id=args.tenant or DEFAULT_TENANT,
+                user_id=args.user or default_user(),
+                progress=bar,
+            )
+    except warehouse.WarehouseLocked as exc:
+        holder = str(exc).split(";")[0]
+        print(
+            f"cerver import: {holder}. Is `cerver serve` running on this folder? "
+            "Stop it for the import, or import into another --data folder.",
+            file=sys.stderr,
+        )
+        return 1
+    except (FileNotFoundError, InvalidImport) as exc:
+        print(f"cerver import: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(json.dumps(summary.as_json()))
+    else:
+        sys.stdout.write(describe(summary))
+    if summary.files == 0:
+        print(f"cerver import: no {args.source} files under {args.path}", file=sys.stderr)
+        return 1
+    return 1 if summary.lines and summary.malformed == summary.lines else 0
 
 
 def _compact(args: argparse.Namespace) -> int:
