@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench bench-overhead clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(VENV)/.installed $@
 
+# The real claude and codex CLIs (pinned in tests/clis) that the importer and harness tests run offline.
+CLIS := tests/clis/node_modules/.installed
+
+$(CLIS): tests/clis/package-lock.json
+	npm ci --prefix tests/clis --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: $(VENV)/.installed
 	$(BIN)/cerver serve
 
@@ -25,7 +32,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
 # pytest exits 5 when it collects nothing: that is a failure, never a pass.
-test: lint
+test: lint $(CLIS)
 	$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
@@ -36,5 +43,8 @@ format: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/warehouse.py
 
+bench-overhead: $(VENV)/.installed-dev
+	$(BIN)/python bench/overhead.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache tests/clis/node_modules
