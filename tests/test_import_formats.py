@@ -15,7 +15,7 @@ import pytest
 
 import warehouse
 from ingest.pricing import price
-from tests.importing import CASES, FIXTURES, expected, run, sessions, without_message_count
+from tests.importing import CASES, FIXTURES, data_lines, expected, run, sessions, without_message_count
 
 CASE_NAMES = sorted(str(p.parent.relative_to(CASES)) for p in CASES.glob("*/*/expected.json"))
 
@@ -180,3 +180,70 @@ def test_real_transcripts_count_each_response_once(wh: warehouse.Warehouse, name
     assert sums["o"] == totals["output_tokens"]
     cache = totals["cache_read_input_tokens"] + totals["cache_creation_input_tokens"]
     assert sums["i"] == totals["input_tokens"] + (cache if name == "claude-code" else 0)
+
+
+def test_claude_code_response_cut_between_imports_is_completed_by_a_usage_event(
+    wh: warehouse.Warehouse, tmp_path: Path
+) -> None:
+    source = CASES / "claude-code" / "v1" / "projects" / "-home-ada-calc"
+    path = tmp_path / "5e551011-0000-4000-8000-000000000001.jsonl"
+    lines = data_lines(source / path.name)
+    path.write_text("".join(lines[:3]))  # the first line of msg_old_1: output_tokens 1 so far
+    run(wh, "claude-code", path)
+    path.write_text("".join(lines))
+    run(wh, "claude-code", path)
+    rows = wh.sql(
+        "SELECT type, output_tokens FROM events "
+        "WHERE run_id = 'msg_old_1' AND output_tokens IS NOT NULL ORDER BY ts"
+    ).to_pylist()
+    assert rows == [{"type": "run.completed", "output_tokens": 1}, {"type": "usage", "output_tokens": 39}]
+    assert wh.sql("SELECT output_tokens FROM runs WHERE run_id = 'msg_old_1'").to_pylist() == [
+        {"output_tokens": 40}
+    ]
+
+
+def test_a_rewritten_gemini_json_chat_adds_only_its_new_parts(
+    wh: warehouse.Warehouse, tmp_path: Path
+) -> None:
+    original = (
+        CASES / "gemini" / "json" / "tmp" / "0f1e2d3c" / "chats" / "session-2025-07-01T10-00-5e551011.json"
+    )
+    path = tmp_path / "chats" / original.name
+    path.parent.mkdir()
+    doc = json.loads(original.read_text())
+    path.write_text(json.dumps(doc, indent=2))
+    first = run(wh, "gemini", path)
+    unchanged = run(wh, "gemini", path)
+    assert (unchanged.files_unchanged, unchanged.events) == (1, 0)
+    doc["messages"].append(
+        {
+            "id": "m5",
+            "timestamp": "2025-07-01T10:00:09.000Z",
+            "type": "gemini",
+            "content": "Anything else?",
+            "model": "gemini-2.5-pro",
+            "tokens": {"input": 1200, "output": 4, "cached": 1100, "thoughts": 0, "tool": 0, "total": 1204},
+        }
+    )
+    path.write_text(json.dumps(doc))  # rewritten whole, as the CLI does
+    again = run(wh, "gemini", path)
+    assert (again.events, again.duplicates, again.malformed) == (2, 0, 0)  # m5's message and run
+    assert first.events + 2 == wh.sql("SELECT count(*) AS n FROM events").to_pylist()[0]["n"]
+
+
+def test_a_gemini_json_chat_caught_mid_write_is_read_once_whole(
+    wh: warehouse.Warehouse, tmp_path: Path
+) -> None:
+    original = (
+        CASES / "gemini" / "json" / "tmp" / "0f1e2d3c" / "chats" / "session-2025-07-01T10-00-5e551011.json"
+    )
+    path = tmp_path / "chats" / original.name
+    path.parent.mkdir()
+    text = original.read_text()
+    path.write_text(text[: len(text) // 2])
+    half = run(wh, "gemini", path)
+    assert (half.events, half.malformed, half.problems[0].line) == (0, 1, 1)
+    assert "still being written" in half.problems[0].reason
+    path.write_text(text)
+    whole = run(wh, "gemini", path)
+    assert whole.events > 0 and whole.malformed == 0
