@@ -247,3 +247,23 @@ def test_a_gemini_json_chat_caught_mid_write_is_read_once_whole(
     path.write_text(text)
     whole = run(wh, "gemini", path)
     assert whole.events > 0 and whole.malformed == 0
+
+
+@pytest.mark.skipif("claude-code" not in REAL, reason="no real Claude Code transcripts")
+def test_a_claude_code_subagent_session_names_the_call_that_spawned_it(wh: warehouse.Warehouse) -> None:
+    want = json.loads((FIXTURES / "claude-code" / "expected.json").read_text())
+    run(wh, "claude-code", FIXTURES / "claude-code")
+    (child,) = wh.sql(
+        "SELECT session_id, parent_session_id, attrs FROM events WHERE type = 'session.created' "
+        "AND parent_session_id IS NOT NULL"
+    ).to_pylist()
+    agent = json.loads(child["attrs"])["agent"]
+    spawned_by = [c["id"] for r in want["responses"] for c in r["tool_calls"] if c["name"] == "Agent"]
+    assert child["parent_session_id"] == want["session_id"] and [agent["toolUseId"]] == spawned_by
+    assert child["session_id"] == f"{want['session_id']}:agent-{agent_id(want)}"
+
+
+def agent_id(want: dict) -> str:
+    """The subagent's id, from its transcript's file name."""
+    (name,) = [Path(t).stem for t in want["transcripts"] if "/subagents/" in t]
+    return name.removeprefix("agent-")

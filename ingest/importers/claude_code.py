@@ -3,20 +3,26 @@
 Each `user` or `assistant` line becomes a `message` (role `tool` for a line of tool
 results), each `tool_use` / `tool_result` block a `tool.call` / `tool.result`. Claude Code
 writes one line per content block of a model response and repeats the response's usage
-on each, with `output_tokens` growing to its final value on the last: the lines sharing
-a `message.id` are one `run.completed`, priced from the line with the most output. A
-response seen again in a later import with more output adds a `usage` event with the
-difference, so the session's sums stay right.
+on each (older versions with `output_tokens` growing to its final value on the last): the
+lines sharing a `message.id` are one `run.completed`, priced from the line with the most
+output. A response seen again in a later import with more output adds a `usage` event
+with the difference, so the session's sums stay right. Input tokens count the cache
+reads and writes, as litellm does. Latency runs from the `api-request` line the response
+answers (newer versions) or else the prompt line, to the response's last line.
 
 Subagents are child sessions (`<session>:agent-<agentId>`): their files
-(`<session>/subagents/agent-*.jsonl`, or `agent-*.jsonl` beside the session in older
-versions) and, in the oldest versions, `isSidechain` lines inside the session's own file
-(`<session>:sidechain-<uuid of the chain's first line>`).
+(`<session>/subagents/agent-*.jsonl`, with an `agent-*.meta.json` beside it that the
+child's `session.created` keeps, or `agent-*.jsonl` beside the session in 2.0.x) and, in
+the oldest versions, `isSidechain` lines inside the session's own file
+(`<session>:sidechain-<uuid of the chain's first line>`). Every other line type
+(`attachment`, `api-request*`, `queue-operation`, `summary`, `system`, `cost-state`, …)
+is counted as skipped, by type.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +86,7 @@ class _Parser:
         self.tally = tally
         self.subagent = path.name.startswith("agent-")
         self.file_agent = path.stem.removeprefix("agent-")
+        self.agent_meta = _agent_meta(path) if self.subagent else None
         # <session>/subagents/agent-x.jsonl names its parent session; older layouts only in lines
         self.file_session = path.parent.parent.name if path.parent.name == "subagents" else path.stem
         self.sessions: list[str] = context.get("sessions", [])
@@ -166,6 +173,7 @@ class _Parser:
             return []
         self.sessions.append(session)
         attrs = {k: record.get(k) for k in ("sessionId", "agentId", "cwd", "version", "gitBranch")}
+        attrs["agent"] = self.agent_meta if parent is not None else None
         return [
             self.events.make(
                 "session.created",
@@ -310,6 +318,15 @@ class _Parser:
             cache_read_tokens=delta[2],
             cache_write_tokens=delta[3],
         )
+
+
+def _agent_meta(path: Path) -> dict[str, Any] | None:
+    """What a subagent was (type, description, the parent's tool_use id): `agent-<id>.meta.json`, if any."""
+    try:
+        meta = json.loads(path.with_name(f"{path.stem}.meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def _role_and_text(kind: str, content: Any) -> tuple[str, str]:

@@ -7,8 +7,11 @@ tool calls and their outputs, and `event_msg` of type `token_count` closes one m
 response with its usage: one `run.completed` each. `total_token_usage` is cumulative, so
 a response's tokens are `last_token_usage`, or the difference of totals where an older
 rollout has no `last_token_usage`; a `token_count` repeating the previous total (sent when
-only rate limits changed) is skipped. The other `event_msg` types repeat what the response
-items already hold and are skipped.
+only rate limits changed) is skipped. Newer versions also write a `token_usage_record`
+with the same usage just before: only its `response_id` is kept (in the run's attrs). The
+other `event_msg` types, `world_state` and `compacted` repeat what the response items hold
+and are skipped. User messages Codex writes itself (`<environment_context>`, instructions;
+newer versions tag typed prompts `user.text`) are recorded as system messages.
 
 The oldest rollouts have no envelope: a first line `{id, timestamp, instructions}`, then
 bare response items and `{"record_type": "state"}` lines, none with a timestamp (they get
@@ -211,7 +214,7 @@ class _Parser:
             if role is None:
                 raise Malformed(f"message with an unknown role {item.get('role')!r}")
             text = _text(item.get("content"))
-            if role == "user" and text.lstrip().startswith(INJECTED):
+            if role == "user" and _injected(item, text):
                 role = "system"
             if role == "user":
                 self.asked = ts.isoformat()
@@ -372,6 +375,15 @@ def _spawned_by(source: Any) -> str | None:
         else None
     )
     return spawn.get("parent_thread_id") if isinstance(spawn, dict) else None
+
+
+def _injected(item: dict[str, Any], text: str) -> bool:
+    """A user message Codex wrote itself: newer versions tag a typed prompt's content `user.text`."""
+    metadata = item.get("internal_chat_message_metadata_passthrough")
+    kinds = metadata.get("content_item_kinds") if isinstance(metadata, dict) else None
+    if isinstance(kinds, list) and kinds:
+        return "user.text" not in kinds
+    return text.lstrip().startswith(INJECTED)
 
 
 def _usage(value: Any) -> list[int] | None:
