@@ -162,8 +162,9 @@ class _Parser:
             return main, None
         if agent:
             return f"{main}:agent-{agent}", main
-        root = self.roots.get(str(record.get("parentUuid")), uuid)  # a chain starts at an unknown parent
-        self.roots[uuid] = root
+        parent_uuid = record.get("parentUuid")
+        root = self.roots.get(parent_uuid, uuid) if isinstance(parent_uuid, str) else uuid
+        self.roots[uuid] = root  # a chain starts at a line whose parent is not a sidechain line
         return f"{main}:sidechain-{root}", main
 
     def _created(

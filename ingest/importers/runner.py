@@ -160,7 +160,7 @@ class _Run:
                     parser.context(),
                 )
         self.summary.files_done += 1
-        self._report(force=True)
+        self._report()
 
     def _lines(self, path: Path, start: Start, parser: Any) -> tuple[int, int, bool]:
         offset, number, open_line = start.offset, start.line, start.open_line
