@@ -72,6 +72,12 @@ def test_events_say_where_they_came_from(wh: warehouse.Warehouse, name: str, sam
         assert (row["tenant_id"], row["user_id"], row["harness"]) == ("acme", "u1", f"import:{name}")
         where = json.loads(row["attrs"])["source"]
         assert where["file"] == str(sample) and 1 <= where["line"] <= lines
+    if SOURCES[name].creates_sessions:
+        created = wh.sql(
+            "SELECT session_id, count(*) FILTER (WHERE type = 'session.created') AS n "
+            "FROM events GROUP BY ALL"
+        ).to_pylist()
+        assert {r["n"] for r in created} == {1}, created
 
 
 @pytest.mark.parametrize("name", NAMES)

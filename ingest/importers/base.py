@@ -63,6 +63,7 @@ class Source(Protocol):
     """One transcript format."""
 
     name: str
+    creates_sessions: bool  # writes a session.created per session (OTLP spans carry no session start)
 
     def discover(self, root: Path) -> list[Path]:
         """The files to import under `root` (a home folder such as ~/.claude, a subfolder, or one file)."""

@@ -49,6 +49,7 @@ class ClaudeCode:
     """The `claude-code` source."""
 
     name = NAME
+    creates_sessions = True
 
     def discover(self, root: Path) -> list[Path]:
         """`*.jsonl` under `root/projects` (for ~/.claude) or under `root`; or `root` itself."""

@@ -84,6 +84,7 @@ class Codex:
     """The `codex` source."""
 
     name = NAME
+    creates_sessions = True
 
     def discover(self, root: Path) -> list[Path]:
         """`rollout-*.jsonl` under `root/sessions` and `root/archived_sessions` (for ~/.codex) or `root`."""

@@ -31,6 +31,7 @@ class Gemini:
     """The `gemini` source."""
 
     name = NAME
+    creates_sessions = True
 
     def discover(self, root: Path) -> list[Path]:
         """Chat files in `chats` folders under `root/tmp` (for ~/.gemini) or `root`; or `root` itself."""

@@ -22,6 +22,7 @@ class Otlp:
     """The `otlp` source."""
 
     name = NAME
+    creates_sessions = False
 
     def discover(self, root: Path) -> list[Path]:
         """`root` itself, or the `.json`, `.jsonl` and `.ndjson` files under it."""
