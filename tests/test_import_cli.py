@@ -104,3 +104,10 @@ def test_help_lists_the_sources() -> None:
     out = cerver("import", "--help").stdout
     for name in ("claude-code", "codex", "gemini", "otlp", "--user", "--tenant", "--data", "--json"):
         assert name in out
+
+
+def test_the_command_lists_every_importer() -> None:
+    from api.cli import IMPORT_SOURCES
+    from ingest.importers import SOURCES
+
+    assert sorted(IMPORT_SOURCES) == sorted(SOURCES)
