@@ -12,7 +12,7 @@ from api.sessions.runner import Runner
 from api.sessions.service import SessionService
 
 
-def _tenant(request: Request) -> str:
+async def _tenant(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -25,15 +25,15 @@ def _tenant(request: Request) -> str:
     return tenant
 
 
-def _service(request: Request) -> SessionService:
+async def _service(request: Request) -> SessionService:
     return request.app.state.service
 
 
-def _runner(request: Request) -> Runner:
+async def _runner(request: Request) -> Runner:
     return request.app.state.runner
 
 
-def _idempotency(request: Request) -> IdempotencyCache:
+async def _idempotency(request: Request) -> IdempotencyCache:
     return request.app.state.idempotency
 
 

@@ -1,19 +1,19 @@
 """The latency Cerver's run-llm adds over calling litellm directly, with a LiteLLM proxy side by side.
 
 Every setup talks to the same fake OpenAI-compatible provider (tests/fake_provider.py, no chunk delay),
-run in its own process on loopback:
+run in its own process on loopback. Each is measured two ways, like for like: a caller that wants the
+whole answer (JSON) and one that streams (SSE, read to the end):
 
-1. baseline: `litellm.acompletion(..., stream=True)` in this process, consumed fully (Cerver streams too);
-2. cerver: `POST /v2/sessions/{id}/run-llm` (JSON) on a `cerver serve` subprocess with a temp data dir;
+1. baseline: `litellm.acompletion(...)` in this process; `-sse`: with `stream=True`, consumed fully;
+2. cerver: `POST /v2/sessions/{id}/run-llm` on a `cerver serve` subprocess with a temp data dir
+   (`-sse`: with `"stream": true`);
 3. proxy: `POST /v1/chat/completions` on a `litellm --config` proxy from its own virtualenv
-   (created with pip if missing; if it cannot be installed or started, the reason is reported);
-4. proxy-sse, for reference: the same with `"stream": true`, read to the end. The proxy then streams from
-   the fake as Cerver does; the JSON request makes litellm take its cheaper non-streaming path upstream.
+   (created with pip if missing; if it cannot be installed or started, the reason is reported).
 
 Each is measured sequentially (after a warm-up) and with N concurrent clients, each client on its own
 session; a session (or, for baseline and proxy, the transcript sent) is renewed every --session-every runs
-so transcripts stay short and alike. Rounds interleave the setups (baseline, cerver, proxy, repeated);
-figures are medians over rounds, and "added" is the median over rounds of (setup - baseline) in that round.
+so transcripts stay short and alike. Rounds interleave the setups; figures are medians over rounds, and
+"added" is the median over rounds of (setup - baseline of the same kind) in that round.
 
     .venv/bin/python bench/overhead.py                      # full run, writes bench/RESULTS.md
     .venv/bin/python bench/overhead.py --requests 40 --per-client 5 --rounds 1 --skip-proxy
@@ -246,19 +246,36 @@ class Transcript:
         self.messages.append({"role": "assistant", "content": text})
 
 
-def baseline_lane(fake: str, every: int) -> Lane:
+def baseline_lane(fake: str, every: int, stream: bool) -> Lane:
     import litellm
 
     transcript = Transcript(every)
+    options = {"api_base": fake + "/v1", "api_key": "test", "num_retries": 0, "timeout": 120}
 
     async def call() -> None:
+        if not stream:
+            response = await litellm.acompletion(model=MODEL, messages=transcript.next(), **options)
+            transcript.answer(response.choices[0].message.content)
+            return
         response = await litellm.acompletion(
-            model=MODEL, api_base=fake + "/v1", api_key="test", messages=transcript.next(), stream=True,
-            stream_options={"include_usage": True}, num_retries=0, timeout=120,
+            model=MODEL, messages=transcript.next(), stream=True, stream_options={"include_usage": True},
+            **options,
         )  # fmt: skip
         transcript.answer("".join([c.choices[0].delta.content or "" async for c in response if c.choices]))
 
     return call
+
+
+async def sse_text(response: httpx.Response) -> str:
+    """The text of an OpenAI-style (`data: {...choices}`) or Cerver (`event: delta`) stream."""
+    parts = []
+    async for line in response.raise_for_status().aiter_lines():
+        if line.startswith("data: {"):
+            data = json.loads(line[6:])
+            parts += [c["delta"].get("content") or "" for c in data.get("choices", ())] or [
+                data.get("text", "")
+            ]
+    return "".join(parts)
 
 
 def proxy_lane(client: httpx.AsyncClient, every: int, stream: bool) -> Lane:
@@ -270,17 +287,13 @@ def proxy_lane(client: httpx.AsyncClient, every: int, stream: bool) -> Lane:
             r = (await client.post("/v1/chat/completions", json=body)).raise_for_status()
             transcript.answer(r.json()["choices"][0]["message"]["content"])
             return
-        parts = []
         async with client.stream("POST", "/v1/chat/completions", json=body) as r:
-            async for line in r.raise_for_status().aiter_lines():
-                if line.startswith("data: {"):
-                    parts += [c["delta"].get("content") or "" for c in json.loads(line[6:])["choices"]]
-        transcript.answer("".join(parts))
+            transcript.answer(await sse_text(r))
 
     return call
 
 
-async def cerver_lane(client: httpx.AsyncClient, runs: int, every: int) -> Lane:
+async def cerver_lane(client: httpx.AsyncClient, runs: int, every: int, stream: bool) -> Lane:
     """Creates the lane's sessions up front, so that no timed request waits on a create."""
     sessions = []
     for i in range(math.ceil(runs / every)):
@@ -290,10 +303,16 @@ async def cerver_lane(client: httpx.AsyncClient, runs: int, every: int) -> Lane:
 
     async def call() -> None:
         nonlocal done
-        r = await client.post(f"/v2/sessions/{sessions[done // every]}/run-llm", json={"prompt": PROMPT})
+        url, body = f"/v2/sessions/{sessions[done // every]}/run-llm", {"prompt": PROMPT, "stream": stream}
         done += 1
-        if r.status_code != 200 or not r.json()["output"].startswith("echo:"):
-            raise RuntimeError(f"run-llm answered {r.status_code}: {r.text[:300]}")
+        if stream:
+            async with client.stream("POST", url, json=body) as r:
+                output = await sse_text(r)
+        else:
+            r = await client.post(url, json=body)
+            output = r.json().get("output", "") if r.status_code == 200 else ""
+        if not output.startswith("echo:"):
+            raise RuntimeError(f"run-llm answered {r.status_code}: {output[:300] or r.text[:300]}")
 
     return call
 
@@ -318,18 +337,19 @@ async def drive(lanes: list[Lane], runs: int, warmup: int) -> list[float]:
 
 async def measure(name: str, urls: dict[str, str], args: argparse.Namespace) -> dict[str, Stats]:
     """One setup: sequential, then `concurrency` clients at once."""
-    headers = {"Authorization": f"Bearer {urls['token'] if name == 'cerver' else MASTER_KEY}"}
+    kind, stream = name.removesuffix("-sse"), name.endswith("-sse")
+    headers = {"Authorization": f"Bearer {urls['token'] if kind == 'cerver' else MASTER_KEY}"}
     limits = httpx.Limits(max_connections=4 * args.concurrency)
     async with httpx.AsyncClient(
-        base_url=urls.get(name, ""), headers=headers, limits=limits, timeout=120
+        base_url=urls.get(kind, ""), headers=headers, limits=limits, timeout=120
     ) as c:
 
         async def lanes(count: int, runs: int) -> list[Lane]:
-            if name == "cerver":
-                return [await cerver_lane(c, runs, args.session_every) for _ in range(count)]
-            if name.startswith("proxy"):
-                return [proxy_lane(c, args.session_every, name == "proxy-sse") for _ in range(count)]
-            return [baseline_lane(urls["fake"], args.session_every) for _ in range(count)]
+            if kind == "cerver":
+                return [await cerver_lane(c, runs, args.session_every, stream) for _ in range(count)]
+            if kind == "proxy":
+                return [proxy_lane(c, args.session_every, stream) for _ in range(count)]
+            return [baseline_lane(urls["fake"], args.session_every, stream) for _ in range(count)]
 
         seq = await drive(await lanes(1, args.warmup + args.requests), args.requests, args.warmup)
         conc = await drive(await lanes(args.concurrency, args.per_client + 2), args.per_client, 2)
@@ -338,7 +358,8 @@ async def measure(name: str, urls: dict[str, str], args: argparse.Namespace) -> 
 
 async def run_rounds(urls: dict[str, str], args: argparse.Namespace, notes: dict[str, str]) -> Results:
     """Rounds of every setup in turn, in one event loop (litellm keeps its HTTP clients per loop)."""
-    results: Results = {name: [] for name in ("baseline", "cerver", "proxy", "proxy-sse") if name in urls}
+    names = [f"{kind}{suffix}" for suffix in ("", "-sse") for kind in ("baseline", "cerver", "proxy")]
+    results: Results = {name: [] for name in names if name.removesuffix("-sse") in urls}
     for i in range(args.rounds):
         for name in list(results):
             try:
@@ -354,8 +375,8 @@ async def run_rounds(urls: dict[str, str], args: argparse.Namespace, notes: dict
 
 
 def added(results: Results, name: str, mode: str, field: str) -> float:
-    """Median over rounds of (setup - baseline) at one figure, both measured in the same round."""
-    pairs = zip(results[name], results["baseline"])
+    """Median over rounds of (setup - its baseline) at one figure, both measured in the same round."""
+    pairs = zip(results[name], results["baseline-sse" if name.endswith("-sse") else "baseline"])
     return statistics.median(getattr(s[mode], field) - getattr(b[mode], field) for s, b in pairs)
 
 
@@ -387,7 +408,8 @@ def table(results: Results) -> list[str]:
         for mode, label in MODES:
             figures = [f"{statistics.median(getattr(r[mode], f) for r in results[name]):.2f}" for f in FIELDS]
             figures += [
-                f"{added(results, name, mode, f):+.2f}" if name != "baseline" else "" for f in FIELDS[:2]
+                f"{added(results, name, mode, f):+.2f}" if not name.startswith("baseline") else ""
+                for f in FIELDS[:2]
             ]
             figures.append(", ".join(f"{r[mode].p50:.2f}" for r in results[name]))
             rows.append(f"| {name} | {label} | {' | '.join(figures)} |")
@@ -396,27 +418,30 @@ def table(results: Results) -> list[str]:
 
 def verdicts(results: Results, proxy_note: str | None) -> list[str]:
     lines = []
-    for mode, label in MODES:
-        p50, p99 = added(results, "cerver", mode, "p50"), added(results, "cerver", mode, "p99")
-        ok = ["PASS" if v <= t else "FAIL" for v, t in ((p50, TARGET_P50_MS), (p99, TARGET_P99_MS))]
-        lines.append(f"- Cerver added, {label}: p50 {p50:+.2f} ms (target <= {TARGET_P50_MS:g}: {ok[0]}), "
-                     f"p99 {p99:+.2f} ms (target <= {TARGET_P99_MS:g}: {ok[1]})")  # fmt: skip
-        for proxy in (name for name in results if name.startswith("proxy")):
-            x50, x99 = added(results, proxy, mode, "p50"), added(results, proxy, mode, "p99")
-            less = "PASS" if p50 < x50 and p99 < x99 else "FAIL"
+    for cerver in ("cerver", "cerver-sse"):
+        for mode, label in MODES:
+            p50, p99 = added(results, cerver, mode, "p50"), added(results, cerver, mode, "p99")
+            ok = ["PASS" if v <= t else "FAIL" for v, t in ((p50, TARGET_P50_MS), (p99, TARGET_P99_MS))]
             lines.append(
-                f"  - {proxy} added: p50 {x50:+.2f} ms, p99 {x99:+.2f} ms; Cerver adds less at both: {less}"
+                f"- {cerver} added, {label}: p50 {p50:+.2f} ms (target <= {TARGET_P50_MS:g}: {ok[0]}), "
+                f"p99 {p99:+.2f} ms (target <= {TARGET_P99_MS:g}: {ok[1]})"
             )
+            proxy = cerver.replace("cerver", "proxy")
+            if proxy in results:
+                x50, x99 = added(results, proxy, mode, "p50"), added(results, proxy, mode, "p99")
+                less = "PASS" if p50 < x50 and p99 < x99 else "FAIL"
+                lines.append(f"  - {proxy} added: p50 {x50:+.2f} ms, p99 {x99:+.2f} ms; less at both: {less}")
     return lines + ([f"- LiteLLM proxy not measured: {proxy_note}"] if proxy_note else [])
 
 
 def render(results: Results, info: list[str], proxy_note: str | None) -> str:
     intro = (
         "Written by `bench/overhead.py`: the latency of one turn against a fake OpenAI-compatible provider\n"
-        "on loopback (no chunk delay, own process). baseline: litellm called in-process (streamed, read\n"
-        "fully); cerver: `run-llm` (JSON); proxy: a LiteLLM proxy's `/v1/chat/completions` (JSON, so it\n"
-        "calls the provider without streaming); proxy-sse: the same streamed, as Cerver calls the provider.\n"
-        "Figures are medians over interleaved rounds; added = median over rounds of (setup - baseline)."
+        "on loopback (no chunk delay, own process). baseline: litellm called in-process; cerver: `run-llm`\n"
+        "on `cerver serve`; proxy: a LiteLLM proxy's `/v1/chat/completions`. Plain rows wait for the whole\n"
+        "answer (JSON; litellm then calls the provider without streaming); `-sse` rows stream it, read to\n"
+        "the end. Figures are medians over interleaved rounds; added = median over rounds of (setup -\n"
+        "baseline of the same kind)."
     )
     return "\n".join([
         SECTION, "", intro, "", "### Machine", "", *info, "",
@@ -462,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 try:
                     proxy = start_proxy(env, tmp, urls["fake"], args.proxy_venv, procs)
-                    urls["proxy"] = urls["proxy-sse"] = proxy
+                    urls["proxy"] = proxy
                 except ProxyUnavailable as exc:
                     notes["proxy"] = str(exc).replace("\n", " / ")
                     print(f"LiteLLM proxy unavailable: {exc}", file=sys.stderr)
@@ -470,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for proc in reversed(procs):
                 stop(proc)
-    version = proxy_version(args.proxy_venv) if "proxy" in results else None
+    version = proxy_version(args.proxy_venv) if "proxy" in urls else None
     section = render(results, machine(args, version), notes.get("proxy"))
     print("\n" + section)
     if args.results:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 
+import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import warehouse
 from tests.conftest import MANUAL
+from warehouse import dedup, schema
 from warehouse.schema import EVENT_TYPES, ROLES, SCHEMA, to_table
 
 text = st.text(max_size=40)
@@ -67,3 +69,29 @@ def test_any_valid_batch_round_trips(batch: list[dict]) -> None:
         assert from_tail.to_pylist() == expected
         wh.flush()
         assert wh.sql(query).to_pylist() == expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(events, min_size=1, max_size=8).map(_with_ids))
+def test_small_batches_take_a_shortcut_to_the_same_table(batch: list[dict]) -> None:
+    """A run's few events skip the columnar checks; what they become must not change."""
+    general = schema._table_from_rows(batch, SCHEMA)
+    schema._check_values(general)
+    small = schema._small_table(batch, SCHEMA)
+    assert small is not None  # every value here is plainly typed
+    assert small.equals(general, check_metadata=True)
+    assert small.schema == SCHEMA
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["t1", "t2", "ü"]), st.sampled_from(["a", "b", "c", "dé"])), max_size=40
+    )
+)
+def test_dedup_hashes_agree_for_small_and_large_batches(keys: list[tuple[str, str]]) -> None:
+    """Small batches hash in plain Python; the index only works if both paths give the same hashes."""
+    table = pa.table({"tenant_id": [t for t, _ in keys], "event_id": [e for _, e in keys]})
+    hashes, first = dedup.hash_and_firsts(table)
+    assert hashes.tolist() == dedup.hash_keys(table).tolist()
+    assert first.tolist() == [keys.index(k) == i for i, k in enumerate(keys)]

@@ -10,11 +10,14 @@ it against the stored ids, so a hash collision can never drop a genuine event.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 _MAX_RUNS = 6
+_SMALL = 32  # batches up to this size take the plain-Python path of `hash_and_firsts`
 
 
 KEY = ["tenant_id", "event_id"]
@@ -39,8 +42,22 @@ def hash_keys(table: pa.Table) -> np.ndarray:
     return _hash(_series(table, "event_id"), _series(table, "tenant_id"))
 
 
+@functools.lru_cache(maxsize=1024)
+def _tenant_term(tenant: str) -> np.uint64:
+    """A tenant's share of the fold in `_hash`, remembered: a run's few events share one tenant."""
+    with np.errstate(over="ignore"):
+        return pl.Series([tenant]).hash(seed=_SEED + 1).to_numpy()[0] * _MIX
+
+
 def hash_and_firsts(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """`hash_keys`, and a mask that is false for a key seen earlier in the same batch."""
+    if table.num_rows <= _SMALL:
+        # A few events (one run's): plain Python, and the tenant's hash from the cache.
+        keys = list(zip(table.column("tenant_id").to_pylist(), table.column("event_id").to_pylist()))
+        terms = np.fromiter((_tenant_term(t) for t, _ in keys), np.uint64, len(keys))
+        ids = pl.Series([e for _, e in keys], dtype=pl.String)
+        first = np.fromiter((keys.index(k) == i for i, k in enumerate(keys)), bool, len(keys))
+        return ids.hash(seed=_SEED).to_numpy() ^ terms, first
     ids, tenants = _series(table, "event_id"), _series(table, "tenant_id")
     if tenants.n_unique() == 1:  # the usual batch: one tenant, so the id alone is the key
         first = ids.is_first_distinct()

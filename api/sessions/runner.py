@@ -2,7 +2,7 @@
 
 A run writes the user's message(s) and `run.started` before calling out, so a crash
 mid-run leaves a trace that start-up turns into `run.failed` (`interrupted`). Then it
-streams from the session's model, retrying rate limits, 5xx and timeouts with
+calls the session's model (streaming when the caller streams), retrying rate limits, 5xx and timeouts with
 backoff, then trying the session's fallbacks in order; each attempt is recorded in
 the run's attrs. Output already streamed to the caller is never retried.
 """
@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from api.adapters.models import ModelError, ModelResult, adapter_for
+from api.adapters.models import CallOptions, ModelAdapter, ModelError, ModelResult, adapter_for
 from api.errors import ApiError
 from api.schemas import RunLLM
 from api.sessions.events import event, new_id
@@ -153,13 +153,7 @@ class Runner:
                     began = time.perf_counter()
                     try:
                         result = None
-                        async for item in adapter.stream(
-                            model,
-                            run.messages,
-                            temperature=run.temperature,
-                            max_tokens=run.max_tokens,
-                            timeout_s=self.settings.model_timeout_s,
-                        ):
+                        async for item in self._reply(adapter, model, run):
                             if isinstance(item, ModelResult):
                                 result = item
                             else:
@@ -201,6 +195,20 @@ class Runner:
             finally:
                 state.lock.release()
 
+    async def _reply(self, adapter: ModelAdapter, model: str, run: Run) -> AsyncIterator[str | ModelResult]:
+        """Text deltas then the result for a streaming caller; only the result for a JSON one.
+
+        A JSON caller waits for the whole answer anyway, so the model is asked for it whole:
+        a provider's non-streamed answer costs a third of the CPU of a streamed one through
+        litellm, which is most of what a turn costs here. Such a run has no time to first token.
+        """
+        options = CallOptions(run.temperature, run.max_tokens, self.settings.model_timeout_s)
+        if run.streaming:
+            async for item in adapter.stream(model, run.messages, options):
+                yield item
+        else:
+            yield await adapter.complete(model, run.messages, options)
+
     async def _after_start(self, run: Run, events: list[dict[str, Any]]) -> None:
         """Write `events` once the turn's start is durable (so the log reads in order)."""
         await run.recorded
@@ -234,7 +242,7 @@ class Runner:
                     cache_write_tokens=u.cache_write_tokens,
                     cost_usd=result.cost_usd,
                     latency_ms=latency,
-                    ttft_ms=ttft if ttft is not None else latency,
+                    ttft_ms=ttft,
                     attrs={"attempts": attempts},
                     **common,
                 ),
@@ -248,7 +256,7 @@ class Runner:
             u.output_tokens,
             result.cost_usd,
             latency,
-            ttft if ttft is not None else latency,
+            ttft,
         )
 
     async def _fail(self, run: Run, attempts: list[dict], error: ModelError | None) -> None:

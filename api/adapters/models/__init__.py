@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from api.adapters.models.base import (
+    CallOptions,
     ModelAdapter,
     ModelError,
     ModelResult,
@@ -14,7 +15,16 @@ from api.adapters.models.offline import OfflineAdapter
 
 REGISTRY: list[ModelAdapter] = [OfflineAdapter(), LiteLLMAdapter()]
 
-__all__ = ["REGISTRY", "ModelAdapter", "ModelError", "ModelResult", "UnknownModel", "Usage", "adapter_for"]
+__all__ = [
+    "REGISTRY",
+    "CallOptions",
+    "ModelAdapter",
+    "ModelError",
+    "ModelResult",
+    "UnknownModel",
+    "Usage",
+    "adapter_for",
+]
 
 
 def adapter_for(model: str) -> ModelAdapter:

@@ -1,4 +1,4 @@
-"""The model adapter protocol: stream a reply to a transcript, then report usage and cost."""
+"""The model adapter protocol: a reply to a transcript, streamed or whole, with usage and cost."""
 
 from __future__ import annotations
 
@@ -27,6 +27,15 @@ class ModelResult:
     model: str
     usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """How to call a model: sampling, length and how long to wait (None: the provider's default)."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout_s: float = 60.0
 
 
 class UnknownModel(ValueError):
@@ -62,10 +71,16 @@ class ModelAdapter(Protocol):
         self,
         model: str,
         messages: list[Message],
-        *,
-        temperature: float | None,
-        max_tokens: int | None,
-        timeout_s: float,
+        options: CallOptions,
     ) -> AsyncIterator[str | ModelResult]:
         """Yield text deltas, then exactly one ModelResult. Raises ModelError."""
+        ...
+
+    async def complete(
+        self,
+        model: str,
+        messages: list[Message],
+        options: CallOptions,
+    ) -> ModelResult:
+        """The whole reply at once, for callers that wait for all of it. Raises ModelError."""
         ...

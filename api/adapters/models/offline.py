@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from api.adapters.models.base import Message, ModelResult, UnknownModel, Usage
+from api.adapters.models.base import CallOptions, Message, ModelResult, UnknownModel, Usage
 
 MODELS = ("offline/echo",)
 
@@ -42,19 +42,28 @@ class OfflineAdapter:
         self,
         model: str,
         messages: list[Message],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        timeout_s: float = 60.0,
+        options: CallOptions,
     ) -> AsyncIterator[str | ModelResult]:
         """Echo the last user message back, word by word."""
         last = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         words = ["echo:", *last.split()]
-        if max_tokens is not None:
-            words = words[:max_tokens]
+        if options.max_tokens is not None:
+            words = words[: options.max_tokens]
         for i, word in enumerate(words):
             yield word if i == 0 else " " + word
             await asyncio.sleep(0)
         prompt = sum(len(_text(m.get("content")).split()) for m in messages)
         usage = Usage(input_tokens=prompt, output_tokens=len(words))
         yield ModelResult(text=" ".join(words), model=model, usage=usage, cost_usd=0.0)
+
+    async def complete(
+        self,
+        model: str,
+        messages: list[Message],
+        options: CallOptions,
+    ) -> ModelResult:
+        """The same echo, whole."""
+        async for item in self.stream(model, messages, options):
+            if isinstance(item, ModelResult):
+                return item
+        raise AssertionError("the echo always ends with a result")
