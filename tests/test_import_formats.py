@@ -31,6 +31,8 @@ def test_hand_made_case(wh: warehouse.Warehouse, case: str) -> None:
         want["malformed"]
     )
     assert summary.malformed == len(want["malformed"])
+    running = wh.sql("SELECT count(*) AS n FROM runs WHERE status = 'running'").to_pylist()
+    assert running == [{"n": 0}]  # every run_id on a message belongs to a run that ended
 
 
 @pytest.mark.parametrize("case", CASE_NAMES)

@@ -127,8 +127,9 @@ class _Parser:
         content = message.get("content")
         role, text = _role_and_text(kind, content)
         is_response = kind == "assistant"
-        run_id = str(message.get("id") or f"line:{uuid}") if is_response else None
         model = litellm_model(message.get("model"), "anthropic") if is_response else None
+        priced = model is not None and isinstance(message.get("usage"), dict)  # a run.completed will say so
+        run_id = str(message.get("id") or f"line:{uuid}") if priced else None
         ids = {k: record[k] for k in _LINE_IDS if record.get(k) is not None}
         if is_response:
             ids |= {"message_id": message.get("id"), "stop_reason": message.get("stop_reason")}
@@ -140,7 +141,7 @@ class _Parser:
             )
         )
         out += self._tools(content, ts, session, uuid, line, common)
-        if is_response:
+        if priced:
             self._track_usage(message, record, ts, session, parent, uuid, line, run_id, model)
         else:
             self.input_ts = ts.isoformat()
@@ -241,9 +242,7 @@ class _Parser:
         run_id: str | None,
         model: str | None,
     ) -> None:
-        usage = message.get("usage")
-        if not isinstance(usage, dict) or model is None:  # no usage, or Claude Code's own <synthetic> lines
-            return
+        usage = message["usage"]
         cache_read, cache_write = (
             count(usage.get("cache_read_input_tokens")),
             count(usage.get("cache_creation_input_tokens")),

@@ -8,7 +8,8 @@ response with its usage: one `run.completed` each. `total_token_usage` is cumula
 a response's tokens are `last_token_usage`, or the difference of totals where an older
 rollout has no `last_token_usage`; a `token_count` repeating the previous total (sent when
 only rate limits changed) is skipped. Newer versions also write a `token_usage_record`
-with the same usage just before: only its `response_id` is kept (in the run's attrs). The
+with the same usage just before: only its `response_id` is kept, as the run's id (else
+`<session>:run-<n>`). The
 other `event_msg` types, `world_state` and `compacted` repeat what the response items hold
 and are skipped. User messages Codex writes itself (`<environment_context>`, instructions;
 newer versions tag typed prompts `user.text`) are recorded as system messages.
@@ -261,7 +262,6 @@ class _Parser:
                 line,
                 attrs,
                 parent_session_id=self.parent,
-                run_id=self._run_id() if responding else None,
                 model=self._model() if responding else None,
                 role=role,
                 content=text,
@@ -282,7 +282,6 @@ class _Parser:
                 "type": item.get("type"),
             },
             parent_session_id=self.parent,
-            run_id=self._run_id(),
             model=self._model(),
             content=dumps(call),
         )
@@ -323,7 +322,7 @@ class _Parser:
         if not any(last):
             self.tally.skip("event_msg:token_count (zero)")
             return []
-        run_id = self._run_id()
+        run_id = self.response_id or f"{self.session}:run-{self.runs}"
         attrs = {
             "response_id": self.response_id,
             "reasoning_output_tokens": last[3],
@@ -358,9 +357,6 @@ class _Parser:
         if self.started is None or self.answered is None:
             return None
         return latency_ms(timestamp(self.started), timestamp(self.answered))
-
-    def _run_id(self) -> str:
-        return f"{self.session}:run-{self.runs}"
 
     def _model(self) -> str | None:
         return litellm_model(self.model, self.provider)

@@ -146,7 +146,8 @@ class _Parser:
             return []
         out = []
         model = litellm_model(message.get("model"), "gemini")
-        run_id = message["id"] if kind == "gemini" else None
+        tokens = message.get("tokens")
+        run_id = message["id"] if kind == "gemini" and isinstance(tokens, dict) else None
         calls = [c for c in message.get("toolCalls") or [] if isinstance(c, dict)]
         text = _text(message.get("content"))
         if not text and calls:
@@ -161,8 +162,7 @@ class _Parser:
         out += self._once(
             "message", message["id"], ts, line, attrs, role=role, content=text, run_id=run_id, model=model
         )
-        tokens = message.get("tokens")
-        if kind == "gemini" and isinstance(tokens, dict):
+        if run_id is not None:
             out += self._once(
                 "run.completed",
                 f"{message['id']}:run",
