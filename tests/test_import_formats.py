@@ -269,3 +269,15 @@ def agent_id(want: dict) -> str:
     """The subagent's id, from its transcript's file name."""
     (name,) = [Path(t).stem for t in want["transcripts"] if "/subagents/" in t]
     return name.removeprefix("agent-")
+
+
+def test_a_long_claude_code_file_settles_its_responses_as_it_goes(
+    wh: warehouse.Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.importers import claude_code
+
+    run(wh, "claude-code", CASES / "claude-code" / "v1", "whole")
+    monkeypatch.setattr(claude_code, "MAX_PENDING", 2)  # settle all but the latest response every few
+    run(wh, "claude-code", CASES / "claude-code" / "v1", "settled")
+    assert sessions(wh, "settled") == sessions(wh, "whole")
+    assert wh.sql("SELECT count(*) AS n FROM events WHERE type = 'usage'").to_pylist() == [{"n": 0}]

@@ -42,6 +42,7 @@ from ingest.importers.base import (
 NAME = "claude-code"
 KEEP_COUNTED = 64  # responses whose usage is remembered, in case a later import sees more of them
 KEEP_REQUESTS = 8
+MAX_PENDING = 1024  # responses held back within one read of a file, before the older ones are settled
 _LINE_IDS = ("uuid", "parentUuid", "sessionId", "agentId", "requestId", "isSidechain", "isMeta", "userType")
 
 
@@ -143,6 +144,8 @@ class _Parser:
         out += self._tools(content, ts, session, uuid, line, common)
         if priced:
             self._track_usage(message, record, ts, session, parent, uuid, line, run_id, model)
+            if len(self.pending) > MAX_PENDING:  # a long file: settle all but the latest responses
+                out += self._settle(keep=MAX_PENDING // 2)
         else:
             self.input_ts = ts.isoformat()
         return out
@@ -267,8 +270,14 @@ class _Parser:
         self.pending[key] = _Response(key, session, parent, tokens, model, ts, line, uuid, request_ts, attrs)
 
     def finish(self) -> list[dict[str, Any]]:
+        return self._settle(keep=0)
+
+    def _settle(self, keep: int) -> list[dict[str, Any]]:
+        """Runs for the responses held back, but the `keep` latest (still being written, maybe)."""
+        settled = list(self.pending)[: max(0, len(self.pending) - keep)]
         out = []
-        for r in self.pending.values():
+        for key in settled:
+            r = self.pending.pop(key)
             before = self.counted.pop(r.key, None)
             if before is None:
                 out.append(self._run(r))
@@ -278,7 +287,6 @@ class _Parser:
             if any(delta):
                 out.append(self._more_usage(r, delta))
             self.counted[r.key] = [max(now, then) for now, then in zip(r.tokens, before)]
-        self.pending = {}
         for key in list(self.counted)[:-KEEP_COUNTED]:
             del self.counted[key]
         return out
