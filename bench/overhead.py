@@ -30,7 +30,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: make `bench.results` importable
+from bench.procs import free_port, start, start_cerver, stop, wait_ready  # noqa: E402
 from bench.results import write_section  # noqa: E402
 
 SECTION = "## run-llm overhead"
@@ -91,46 +91,6 @@ class Stats:
 # --- processes ------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(cmd: list[str], log: Path, env: dict[str, str], pipes: bool = False) -> subprocess.Popen:
-    """A child logging to `log`; with `pipes`, its stdin and stdout are pipes (stderr goes to the log)."""
-    pipe = subprocess.PIPE if pipes else None
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            cmd, stdin=pipe, stdout=pipe or out, stderr=out if pipes else subprocess.STDOUT, env=env, cwd=ROOT
-        )
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate a child we started, then kill it if it lingers."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
-def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            raise RuntimeError(f"{url} did not come up (exit code {proc.poll()}):\n{tail}")
-        time.sleep(0.1)
-
-
 def start_fake(env: dict[str, str], tmp: Path, procs: list[subprocess.Popen]) -> str:
     """The fake provider in its own process (it must not share this process's GIL); returns its URL."""
     proc = start([sys.executable, "-c", FAKE_CODE], tmp / "fake.log", {**env, "PYTHONPATH": str(ROOT)}, True)
@@ -139,18 +99,6 @@ def start_fake(env: dict[str, str], tmp: Path, procs: list[subprocess.Popen]) ->
     if not url.startswith("http"):
         raise RuntimeError(f"the fake provider did not start:\n{(tmp / 'fake.log').read_text()[-2000:]}")
     return url
-
-
-def start_cerver(env: dict[str, str], tmp: Path, fake: str, procs: list[subprocess.Popen]) -> tuple[str, str]:
-    """`cerver serve` on a fresh data dir, reaching OpenAI at the fake; returns its URL and a token."""
-    cerver, data, port = str(Path(sys.executable).with_name("cerver")), str(tmp / "cerver-data"), free_port()
-    mint = [cerver, "tokens", "create", "--tenant", "bench", "--data", data]
-    token = subprocess.run(mint, capture_output=True, text=True, check=True, env=env).stdout.strip()
-    server_env = {**env, "OPENAI_API_KEY": "test", "OPENAI_BASE_URL": fake + "/v1"}
-    proc = start([cerver, "serve", "--data", data, "--port", str(port)], tmp / "cerver.log", server_env)
-    procs.append(proc)
-    wait_ready(f"http://127.0.0.1:{port}/healthz", proc, tmp / "cerver.log", 60)
-    return f"http://127.0.0.1:{port}", token
 
 
 # --- the LiteLLM proxy ------------------------------------------------------------------------------------
@@ -481,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         try:
             urls = {"fake": start_fake(env, tmp, procs), "baseline": ""}
-            urls["cerver"], urls["token"] = start_cerver(env, tmp, urls["fake"], procs)
+            fake_env = {"OPENAI_API_KEY": "test", "OPENAI_BASE_URL": urls["fake"] + "/v1"}
+            urls["cerver"], urls["token"], _ = start_cerver(env, tmp, procs, fake_env)
             if args.skip_proxy:
                 notes["proxy"] = "skipped (--skip-proxy)"
             else:
