@@ -1,0 +1,319 @@
+"""Ingest throughput: durable REST batches through the real server, single events, and the importers.
+
+1. REST batches: `cerver serve` on a fresh data dir; 8 concurrent clients POST /v2/events with
+   batches of 500 events (~500 bytes each) for 60 s. Every answer must be 200 with all 500 accepted
+   (each is durable before it is answered). Reported: events/s overall and per 10 s window (the
+   lowest window shows whether it is sustained), answer latency p50/p99.
+2. Single events: the same clients POST one event per request for 20 s: requests/s and latency.
+   Afterwards a read-only warehouse on the same folder counts what landed: it must equal what
+   the server acknowledged.
+3. Importers: a synthetic folder of Claude Code and Codex transcripts, made by copying the real CLI
+   fixtures (tests/fixtures/) with fresh ids, imported with `cerver import`: lines/s, and a second
+   import of the same folder (nothing to do).
+
+    .venv/bin/python bench/ingest.py                                   # the full run, ~3 minutes
+    .venv/bin/python bench/ingest.py --seconds 10 --single-seconds 5 --import-files 20
+
+The clients run in this process on the same 2 cores as the server, so the figures include their
+cost. The report is printed and written to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+
+import warehouse  # noqa: E402
+from bench.procs import CERVER, start_cerver, stop  # noqa: E402
+from bench.results import write_section  # noqa: E402
+
+SECTION = "## Ingest"
+MARK = b"@@@@@@@@"  # replaced by a batch number, so every batch has fresh ids
+QUICK = "--seconds 10 --single-seconds 5 --import-files 20"
+TARGETS = {"batch_events_s": 25_000, "batch_p99_ms": 50.0, "single_events_s": 2_000}
+FIXTURES = ROOT / "tests" / "fixtures"
+UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def batch_template(size: int) -> bytes:
+    """A JSON array of `size` events of about 500 bytes each, ids and sessions keyed by MARK."""
+    ts = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    words = "the quick brown fox jumps over the lazy dog while the session layer keeps every turn"
+    events = []
+    for i in range(size):
+        common = {
+            "event_id": f"b{MARK.decode()}-{i:04d}",
+            "ts": ts,
+            "session_id": f"s{MARK.decode()}-{i % 10}",
+            "user_id": f"user-{i % 50}",
+            "harness": "import:bench",
+            "model": "openai/gpt-4o-mini",
+        }
+        if i % 2:
+            events.append(
+                common
+                | {
+                    "type": "run.completed",
+                    "run_id": f"r{MARK.decode()}-{i}",
+                    "status": "ok",
+                    "input_tokens": 1200 + i,
+                    "output_tokens": 300 + i,
+                    "cost_usd": 0.00036,
+                    "latency_ms": 812.5,
+                    "ttft_ms": 210.25,
+                    "attrs": {"attempts": [{"model": "openai/gpt-4o-mini", "ok": True, "ms": 812.5}]},
+                }
+            )
+        else:
+            events.append(common | {"type": "message", "role": "user", "content": f"{words} ({i}) " * 2})
+    return json.dumps(events, separators=(",", ":")).encode()
+
+
+@dataclass
+class Phase:
+    """What the clients saw in one phase."""
+
+    seconds: float = 0.0
+    requests: int = 0
+    events: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    windows: list[int] = field(default_factory=list)  # events acknowledged per window
+
+    @property
+    def events_s(self) -> float:
+        return self.events / self.seconds
+
+    def p(self, q: int) -> float:
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[q - 1]
+
+
+async def post_for(url: str, token: str, clients: int, seconds: float, size: int, window_s: float) -> Phase:
+    """`clients` concurrent posters of `size`-event batches for `seconds`; every answer is checked."""
+    template = batch_template(size)
+    phase, numbers = Phase(), iter(range(10**8))
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as client:
+        began = time.perf_counter()
+        deadline = began + seconds
+
+        async def poster() -> None:
+            while time.perf_counter() < deadline:
+                body = template.replace(MARK, b"%08d" % next(numbers))
+                sent = time.perf_counter()
+                r = await client.post("/v2/events", content=body)
+                done = time.perf_counter()
+                answer = r.json()
+                if r.status_code != 200 or answer.get("accepted") != size:
+                    raise RuntimeError(f"POST /v2/events answered {r.status_code}: {r.text[:300]}")
+                phase.requests += 1
+                phase.events += size
+                phase.latencies_ms.append((done - sent) * 1000)
+                window = int((done - began) // window_s)
+                phase.windows += [0] * (window + 1 - len(phase.windows))
+                phase.windows[window] += size
+
+        await asyncio.gather(*(poster() for _ in range(clients)))
+        phase.seconds = time.perf_counter() - began
+    whole = int(seconds // window_s)
+    phase.windows = phase.windows[:whole]  # the last, partial window would read low
+    return phase
+
+
+# --- importers ---------------------------------------------------------------------------------------------
+
+
+def _fresh_ids(text: bytes, salt: str) -> bytes:
+    """The transcript with every UUID (and the fake provider's ids) replaced, consistently per salt."""
+    text = UUID.sub(lambda m: str(uuid.uuid5(uuid.NAMESPACE_OID, salt + m.group().decode())).encode(), text)
+    return re.sub(rb"fake(\d{6})", lambda m: b"fake" + salt.encode() + m.group(1), text)
+
+
+def synthetic_transcripts(root: Path, files: int, repeat: int) -> dict[str, tuple[Path, int]]:
+    """Claude Code and Codex folders of `files` transcripts, each the fixture conversation `repeat` times."""
+    made = {}
+    claude = next((FIXTURES / "claude-code" / "projects").glob("*/*.jsonl"))
+    codex = next((FIXTURES / "codex" / "sessions").glob("*/*/*/rollout-*.jsonl"))
+    for source, fixture in (("claude-code", claude), ("codex", codex)):
+        text, lines = fixture.read_bytes(), 0
+        for f in range(files):
+            session = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{source}-{f}"))
+            body = b"".join(_fresh_ids(text, f"{f}.{r}.") for r in range(repeat))
+            # One session per file: every copy of the conversation keeps the file's session id.
+            first_id = UUID.search(_fresh_ids(text, f"{f}.0.")).group()
+            body = body.replace(first_id, session.encode())
+            if source == "claude-code":
+                path = root / source / "projects" / f"-bench-{f % 20}" / f"{session}.jsonl"
+            else:
+                path = (
+                    root
+                    / source
+                    / "sessions"
+                    / "2026"
+                    / "11"
+                    / f"{1 + f % 28:02d}"
+                    / f"rollout-{session}.jsonl"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
+            lines += body.count(b"\n")
+        made[source] = (root / source, lines)
+    return made
+
+
+def run_import(source: str, folder: Path, data: Path, env: dict[str, str]) -> dict:
+    cmd = [CERVER, "import", source, str(folder), "--data", str(data), "--user", "bench", "--json"]
+    began = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    took = time.perf_counter() - began
+    if out.returncode != 0:
+        raise RuntimeError(f"cerver import {source} failed ({out.returncode}): {out.stderr[-2000:]}")
+    summary = json.loads(out.stdout)
+    summary["wall_s"] = took
+    return summary
+
+
+# --- report ------------------------------------------------------------------------------------------------
+
+
+def machine(args: argparse.Namespace) -> list[str]:
+    with open("/proc/cpuinfo") as info:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), "?")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("fastapi", "uvicorn", "pyarrow", "duckdb"))
+    return [
+        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}; nproc: {os.cpu_count()}; cpu: {cpu}",
+        f"- load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        f"- python {platform.python_version()}; {versions}",
+        f"- commit {commit.stdout.strip() or '?'} plus the working tree; data under {tempfile.gettempdir()}",
+        f"- parameters: --clients {args.clients} --batch {args.batch} --seconds {args.seconds}"
+        f" --single-seconds {args.single_seconds} --import-files {args.import_files}"
+        f" --import-repeat {args.import_repeat}",
+    ]
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def render(
+    info: list[str], batches: Phase, single: Phase, stored: int, imports: dict[str, list[dict]]
+) -> str:
+    rows = [
+        "| phase | requests | events | seconds | events/s | lowest 10 s window, events/s | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, ph in (("batches of 500", batches), ("single events", single)):
+        low = min(ph.windows) / 10 if ph.windows else float("nan")
+        figures = [f"{ph.requests:,}", f"{ph.events:,}", f"{ph.seconds:.1f}", f"{ph.events_s:,.0f}"]
+        figures += [f"{low:,.0f}", f"{ph.p(50):.1f}", f"{ph.p(99):.1f}"]
+        rows.append(f"| {name} | {' | '.join(figures)} |")
+    acked = batches.events + single.events
+    imp = ["| source | files | lines | events | seconds | lines/s | again: seconds, events added |"]
+    imp.append("|---|---:|---:|---:|---:|---:|---|")
+    for source, (first, again) in imports.items():
+        figures = [
+            f"{first['files']:,}",
+            f"{first['lines']:,}",
+            f"{first['events']:,}",
+            f"{first['wall_s']:.1f}",
+        ]
+        figures += [f"{first['lines'] / first['wall_s']:,.0f}", f"{again['wall_s']:.1f} s, {again['events']}"]
+        imp.append(f"| {source} | {' | '.join(figures)} |")
+    low = min(batches.windows) / 10 if batches.windows else 0.0
+    checks = [
+        f"- batches: {batches.events_s:,.0f} events/s (lowest window {low:,.0f}; target >= "
+        f"{TARGETS['batch_events_s']:,}: {verdict(low >= TARGETS['batch_events_s'])}), p99 "
+        f"{batches.p(99):.1f} ms (target <= {TARGETS['batch_p99_ms']:g}: "
+        f"{verdict(batches.p(99) <= TARGETS['batch_p99_ms'])})",
+        f"- single events: {single.events_s:,.0f} events/s (target >= {TARGETS['single_events_s']:,}: "
+        f"{verdict(single.events_s >= TARGETS['single_events_s'])})",
+        f"- stored afterwards (read-only count): {stored:,} of {acked:,} acknowledged: "
+        f"{verdict(stored == acked)}",
+    ]
+    intro = (
+        "Written by `bench/ingest.py`: durable REST ingest through `cerver serve` (every answer 200 with\n"
+        "all events accepted, each batch fsynced before its answer), clients in the same process as the\n"
+        "benchmark on the same cores; then `cerver import` over synthetic transcript folders copied from\n"
+        "the real CLI fixtures with fresh ids."
+    )
+    return "\n".join(
+        [SECTION, "", intro, "", "### Machine", "", *info, "", "### REST", "", *rows, "", "### Importers", "",
+         *imp, "", "### Targets", "", *checks, "",
+         f"Reproduce: `.venv/bin/python bench/ingest.py` (quick: `{QUICK}`)."]
+    )  # fmt: skip
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    p.add_argument("--batch", type=int, default=500, help="events per batch")
+    p.add_argument("--seconds", type=float, default=60.0, help="how long the batch phase runs")
+    p.add_argument("--single-seconds", type=float, default=20.0, help="how long the single-event phase runs")
+    p.add_argument("--import-files", type=int, default=200, help="synthetic transcripts per source")
+    p.add_argument("--import-repeat", type=int, default=20, help="conversations per transcript")
+    p.add_argument("--results", default=str(ROOT / "bench/RESULTS.md"), help="where to write; '' for nowhere")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    procs: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory(prefix="cerver-ingest-") as tmp_name:
+        tmp = Path(tmp_name)
+        try:
+            url, token, data = start_cerver(env, tmp, procs)
+            print(
+                f"REST: {args.clients} clients x batches of {args.batch} for {args.seconds:g} s ...",
+                flush=True,
+            )
+            batches = asyncio.run(post_for(url, token, args.clients, args.seconds, args.batch, 10.0))
+            print(f"  {batches.events_s:,.0f} events/s, p99 {batches.p(99):.1f} ms", flush=True)
+            print(f"REST: single events for {args.single_seconds:g} s ...", flush=True)
+            single = asyncio.run(post_for(url, token, args.clients, args.single_seconds, 1, 10.0))
+            print(f"  {single.events_s:,.0f} events/s, p99 {single.p(99):.1f} ms", flush=True)
+            with warehouse.open(data, read_only=True) as reader:
+                stored = reader.sql("SELECT count(*) AS n FROM events").column("n")[0].as_py()
+        finally:
+            for proc in procs:
+                stop(proc)
+        made = synthetic_transcripts(tmp / "transcripts", args.import_files, args.import_repeat)
+        imports = {}
+        for source, (folder, lines) in made.items():
+            print(f"import {source}: {args.import_files} files, {lines:,} lines ...", flush=True)
+            data = tmp / f"import-{source}"
+            imports[source] = [run_import(source, folder, data, env), run_import(source, folder, data, env)]
+            first = imports[source][0]
+            print(
+                f"  {first['lines'] / first['wall_s']:,.0f} lines/s ({first['events']:,} events)", flush=True
+            )
+    section = render(machine(args), batches, single, stored, imports)
+    print("\n" + section)
+    if args.results:
+        write_section(Path(args.results), SECTION, section)
+        print(f"\nwrote the '{SECTION}' section of {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
