@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -25,6 +26,18 @@ from ingest.rest import MAX_BODY_BYTES
 log = logging.getLogger("cerver.api")
 
 
+def _warm() -> None:
+    """Import litellm now, then exempt everything loaded so far from garbage collection.
+
+    litellm and the rest leave a few million long-lived objects; every full collection walks
+    them all: under steady ingest that stalled answers for up to a third of a second every
+    several seconds (bench/ingest.py). Frozen, they are never walked; new objects are collected as usual.
+    """
+    warm()
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(data: str | None = None, settings: Settings | None = None) -> FastAPI:
     """An app serving the warehouse at `data` (default `$CERVER_DATA` or ./cerver-data)."""
     settings = settings or Settings(data=data)
@@ -32,7 +45,7 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wh = warehouse.open(data)
-        threading.Thread(target=warm, name="warm-litellm", daemon=True).start()
+        threading.Thread(target=_warm, name="warm-litellm", daemon=True).start()
         app.state.warehouse = wh
         app.state.tokens = TokenStore(wh.root)
         if not app.state.tokens.any():

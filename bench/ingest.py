@@ -1,18 +1,19 @@
 """Ingest throughput: durable REST batches through the real server, single events, and the importers.
 
-1. REST batches: `cerver serve` on a fresh data dir; 8 concurrent clients POST /v2/events with
-   batches of 500 events (~500 bytes each) for 60 s. Every answer must be 200 with all 500 accepted
-   (each is durable before it is answered). Reported: events/s overall and per 10 s window (the
-   lowest window shows whether it is sustained), answer latency p50/p99.
-2. Single events: the same clients POST one event per request for 20 s: requests/s and latency.
-   Afterwards a read-only warehouse on the same folder counts what landed: it must equal what
-   the server acknowledged.
-3. Importers: a synthetic folder of Claude Code and Codex transcripts, made by copying the real CLI
+1. REST batches, paced: `cerver serve` on a fresh data dir; 8 clients together offer 25,000 events/s
+   in batches of 500 events (~500 bytes each) for 60 s, each on a fixed schedule. Every answer must
+   be 200 with all 500 accepted (each is durable before it is answered). Reported: events/s overall
+   and per 10 s window (the lowest shows whether the rate was sustained), and answer latency counted
+   from each batch's scheduled send (a late answer that delays the next send is not hidden).
+2. REST batches, flat out: each client sends again as soon as it is answered: the most it takes.
+3. Single events, flat out: one event per request. Afterwards a read-only warehouse on the same
+   folder counts what landed: it must equal what the server acknowledged.
+4. Importers: a synthetic folder of Claude Code and Codex transcripts, made by copying the real CLI
    fixtures (tests/fixtures/) with fresh ids, imported with `cerver import`: lines/s, and a second
    import of the same folder (nothing to do).
 
-    .venv/bin/python bench/ingest.py                                   # the full run, ~3 minutes
-    .venv/bin/python bench/ingest.py --seconds 10 --single-seconds 5 --import-files 20
+    .venv/bin/python bench/ingest.py                   # the full run, about 4 minutes
+    .venv/bin/python bench/ingest.py --seconds 20 --flat-seconds 10 --single-seconds 10 --import-files 20
 
 The clients run in this process on the same 2 cores as the server, so the figures include their
 cost. The report is printed and written to bench/RESULTS.md.
@@ -48,7 +49,9 @@ from bench.results import write_section  # noqa: E402
 
 SECTION = "## Ingest"
 MARK = b"@@@@@@@@"  # replaced by a batch number, so every batch has fresh ids
-QUICK = "--seconds 10 --single-seconds 5 --import-files 20"
+WINDOW_S = 10.0
+PACED, FLAT, SINGLE = "batches of 500, paced", "batches of 500, flat out", "single events, flat out"
+QUICK = "--seconds 20 --flat-seconds 10 --single-seconds 10 --import-files 20"
 TARGETS = {"batch_events_s": 25_000, "batch_p99_ms": 50.0, "single_events_s": 2_000}
 FIXTURES = ROOT / "tests" / "fixtures"
 UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -61,9 +64,9 @@ def batch_template(size: int) -> bytes:
     events = []
     for i in range(size):
         common = {
-            "event_id": f"b{MARK.decode()}-{i:04d}",
+            "event_id": f"b{size}-{MARK.decode()}-{i:04d}",
             "ts": ts,
-            "session_id": f"s{MARK.decode()}-{i % 10}",
+            "session_id": f"s{size}-{MARK.decode()}-{i % 10}",
             "user_id": f"user-{i % 50}",
             "harness": "import:bench",
             "model": "openai/gpt-4o-mini",
@@ -106,20 +109,33 @@ class Phase:
         return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[q - 1]
 
 
-async def post_for(url: str, token: str, clients: int, seconds: float, size: int, window_s: float) -> Phase:
-    """`clients` concurrent posters of `size`-event batches for `seconds`; every answer is checked."""
+async def post_for(
+    url: str, token: str, clients: int, seconds: float, size: int, rate: float | None = None
+) -> Phase:
+    """`clients` concurrent posters of `size`-event batches for `seconds`; every answer is checked.
+
+    With `rate` (events/s, all clients together) each client sends on a fixed schedule and latency
+    counts from the scheduled moment, so a slow answer that delays the next send is not hidden.
+    Without it, each client sends its next batch as soon as the last is answered (the most the
+    server can take).
+    """
     template = batch_template(size)
     phase, numbers = Phase(), iter(range(10**8))
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=clients)
+    interval = clients * size / rate if rate else 0.0
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as client:
         began = time.perf_counter()
         deadline = began + seconds
 
-        async def poster() -> None:
-            while time.perf_counter() < deadline:
+        async def poster(offset: float) -> None:
+            due = began + offset
+            while due < deadline:
+                if interval:
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                else:
+                    due = time.perf_counter()
                 body = template.replace(MARK, b"%08d" % next(numbers))
-                sent = time.perf_counter()
                 r = await client.post("/v2/events", content=body)
                 done = time.perf_counter()
                 answer = r.json()
@@ -127,15 +143,15 @@ async def post_for(url: str, token: str, clients: int, seconds: float, size: int
                     raise RuntimeError(f"POST /v2/events answered {r.status_code}: {r.text[:300]}")
                 phase.requests += 1
                 phase.events += size
-                phase.latencies_ms.append((done - sent) * 1000)
-                window = int((done - began) // window_s)
+                phase.latencies_ms.append((done - due) * 1000)
+                window = int((done - began) // WINDOW_S)
                 phase.windows += [0] * (window + 1 - len(phase.windows))
                 phase.windows[window] += size
+                due += interval
 
-        await asyncio.gather(*(poster() for _ in range(clients)))
+        await asyncio.gather(*(poster(i * interval / clients) for i in range(clients)))
         phase.seconds = time.perf_counter() - began
-    whole = int(seconds // window_s)
-    phase.windows = phase.windows[:whole]  # the last, partial window would read low
+    phase.windows = phase.windows[: int(seconds // WINDOW_S)]  # the last, partial window would read low
     return phase
 
 
@@ -206,7 +222,8 @@ def machine(args: argparse.Namespace) -> list[str]:
         f"- python {platform.python_version()}; {versions}",
         f"- commit {commit.stdout.strip() or '?'} plus the working tree; data under {tempfile.gettempdir()}",
         f"- parameters: --clients {args.clients} --batch {args.batch} --seconds {args.seconds}"
-        f" --single-seconds {args.single_seconds} --import-files {args.import_files}"
+        f" --rate {args.rate:g} --flat-seconds {args.flat_seconds} --single-seconds {args.single_seconds}"
+        f" --import-files {args.import_files}"
         f" --import-repeat {args.import_repeat}",
     ]
 
@@ -215,19 +232,16 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def render(
-    info: list[str], batches: Phase, single: Phase, stored: int, imports: dict[str, list[dict]]
-) -> str:
+def render(info: list[str], phases: dict[str, Phase], stored: int, imports: dict[str, list[dict]]) -> str:
     rows = [
         "| phase | requests | events | seconds | events/s | lowest 10 s window, events/s | p50 ms | p99 ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, ph in (("batches of 500", batches), ("single events", single)):
-        low = min(ph.windows) / 10 if ph.windows else float("nan")
+    for name, ph in phases.items():
+        low = min(ph.windows) / WINDOW_S if ph.windows else float("nan")
         figures = [f"{ph.requests:,}", f"{ph.events:,}", f"{ph.seconds:.1f}", f"{ph.events_s:,.0f}"]
         figures += [f"{low:,.0f}", f"{ph.p(50):.1f}", f"{ph.p(99):.1f}"]
         rows.append(f"| {name} | {' | '.join(figures)} |")
-    acked = batches.events + single.events
     imp = ["| source | files | lines | events | seconds | lines/s | again: seconds, events added |"]
     imp.append("|---|---:|---:|---:|---:|---:|---|")
     for source, (first, again) in imports.items():
@@ -239,13 +253,16 @@ def render(
         ]
         figures += [f"{first['lines'] / first['wall_s']:,.0f}", f"{again['wall_s']:.1f} s, {again['events']}"]
         imp.append(f"| {source} | {' | '.join(figures)} |")
-    low = min(batches.windows) / 10 if batches.windows else 0.0
+    paced, flat, single = phases[PACED], phases[FLAT], phases[SINGLE]
+    low = min(paced.windows) / WINDOW_S if paced.windows else 0.0
+    sustained = low >= 0.98 * TARGETS["batch_events_s"]  # a window may end a batch or two early
+    acked = sum(ph.events for ph in phases.values())
     checks = [
-        f"- batches: {batches.events_s:,.0f} events/s (lowest window {low:,.0f}; target >= "
-        f"{TARGETS['batch_events_s']:,}: {verdict(low >= TARGETS['batch_events_s'])}), p99 "
-        f"{batches.p(99):.1f} ms (target <= {TARGETS['batch_p99_ms']:g}: "
-        f"{verdict(batches.p(99) <= TARGETS['batch_p99_ms'])})",
-        f"- single events: {single.events_s:,.0f} events/s (target >= {TARGETS['single_events_s']:,}: "
+        f"- {PACED}: lowest 10 s window {low:,.0f} events/s (target {TARGETS['batch_events_s']:,} sustained: "
+        f"{verdict(sustained)}), p99 {paced.p(99):.1f} ms (target <= {TARGETS['batch_p99_ms']:g}: "
+        f"{verdict(paced.p(99) <= TARGETS['batch_p99_ms'])})",
+        f"- {FLAT}: {flat.events_s:,.0f} events/s, the most this machine took",
+        f"- {SINGLE}: {single.events_s:,.0f} events/s (target >= {TARGETS['single_events_s']:,}: "
         f"{verdict(single.events_s >= TARGETS['single_events_s'])})",
         f"- stored afterwards (read-only count): {stored:,} of {acked:,} acknowledged: "
         f"{verdict(stored == acked)}",
@@ -253,8 +270,10 @@ def render(
     intro = (
         "Written by `bench/ingest.py`: durable REST ingest through `cerver serve` (every answer 200 with\n"
         "all events accepted, each batch fsynced before its answer), clients in the same process as the\n"
-        "benchmark on the same cores; then `cerver import` over synthetic transcript folders copied from\n"
-        "the real CLI fixtures with fresh ids."
+        "benchmark on the same cores. Paced: 8 clients together offer 25,000 events/s in batches of 500\n"
+        "(latency from each batch's scheduled send); flat out: each client sends again as soon as it is\n"
+        "answered. Then `cerver import` over synthetic transcript folders copied from the real CLI\n"
+        "fixtures with fresh ids."
     )
     return "\n".join(
         [SECTION, "", intro, "", "### Machine", "", *info, "", "### REST", "", *rows, "", "### Importers", "",
@@ -267,7 +286,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--clients", type=int, default=8, help="concurrent clients")
     p.add_argument("--batch", type=int, default=500, help="events per batch")
-    p.add_argument("--seconds", type=float, default=60.0, help="how long the batch phase runs")
+    p.add_argument("--rate", type=float, default=25_000, help="events/s the paced phase offers")
+    p.add_argument("--seconds", type=float, default=60.0, help="how long the paced phase runs")
+    p.add_argument("--flat-seconds", type=float, default=15.0, help="how long the flat-out phase runs")
     p.add_argument("--single-seconds", type=float, default=20.0, help="how long the single-event phase runs")
     p.add_argument("--import-files", type=int, default=200, help="synthetic transcripts per source")
     p.add_argument("--import-repeat", type=int, default=20, help="conversations per transcript")
@@ -283,15 +304,18 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         try:
             url, token, data = start_cerver(env, tmp, procs)
-            print(
-                f"REST: {args.clients} clients x batches of {args.batch} for {args.seconds:g} s ...",
-                flush=True,
-            )
-            batches = asyncio.run(post_for(url, token, args.clients, args.seconds, args.batch, 10.0))
-            print(f"  {batches.events_s:,.0f} events/s, p99 {batches.p(99):.1f} ms", flush=True)
-            print(f"REST: single events for {args.single_seconds:g} s ...", flush=True)
-            single = asyncio.run(post_for(url, token, args.clients, args.single_seconds, 1, 10.0))
-            print(f"  {single.events_s:,.0f} events/s, p99 {single.p(99):.1f} ms", flush=True)
+            plan = [
+                (PACED, args.seconds, args.batch, args.rate),
+                (FLAT, args.flat_seconds, args.batch, None),
+                (SINGLE, args.single_seconds, 1, None),
+            ]
+            phases = {}
+            for name, seconds, size, rate in plan:
+                print(f"{name}: {args.clients} clients for {seconds:g} s ...", flush=True)
+                ph = phases[name] = asyncio.run(post_for(url, token, args.clients, seconds, size, rate))
+                print(
+                    f"  {ph.events_s:,.0f} events/s, p50 {ph.p(50):.1f} ms, p99 {ph.p(99):.1f} ms", flush=True
+                )
             with warehouse.open(data, read_only=True) as reader:
                 stored = reader.sql("SELECT count(*) AS n FROM events").column("n")[0].as_py()
         finally:
@@ -307,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {first['lines'] / first['wall_s']:,.0f} lines/s ({first['events']:,} events)", flush=True
             )
-    section = render(machine(args), batches, single, stored, imports)
+    section = render(machine(args), phases, stored, imports)
     print("\n" + section)
     if args.results:
         write_section(Path(args.results), SECTION, section)

@@ -132,7 +132,8 @@ def _prepare(tenant_id: str, item: Any) -> tuple[dict[str, Any], str | None]:
     if item.get("tenant_id") not in (None, tenant_id):
         return {}, "tenant_id comes from the token; leave it out or send your own"
     event = {**item, "tenant_id": tenant_id}
-    event.setdefault("event_id", warehouse.new_event_id())
+    if "event_id" not in event:
+        event["event_id"] = warehouse.new_event_id()
     return event, None
 
 

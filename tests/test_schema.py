@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pyarrow as pa
 import pytest
@@ -111,6 +112,15 @@ def test_structured_content_and_attrs_are_kept_as_json_text() -> None:
     assert table.column("attrs")[0].as_py() == '{"k":[1,2]}'
 
 
+@pytest.mark.parametrize("size", [1, 100])  # the small-batch path, and the columnar one
+def test_structured_values_are_converted_without_touching_the_callers_dicts(size: int) -> None:
+    batch = [event(attrs={"i": i}) if i % 2 else event(attrs="{}") for i in range(size)]
+    before = [dict(e) for e in batch]
+    table = to_table(batch)
+    assert table.column("attrs").to_pylist() == [f'{{"i":{i}}}' if i % 2 else "{}" for i in range(size)]
+    assert batch == before
+
+
 def test_arrow_tables_are_cast_and_checked() -> None:
     good = pa.table(
         {
@@ -137,3 +147,19 @@ def test_event_ids_are_unique_and_time_ordered() -> None:
     assert len(set(ids)) == len(ids)
     assert ids == sorted(ids)
     assert all(i[14] == "7" for i in ids)  # UUID version 7
+
+
+def test_a_forked_child_draws_other_ids() -> None:
+    """The id generator's random state is reseeded in a forked child: no two processes share ids."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its ids, then leave without running the parent's cleanup
+        os.write(write, "\n".join(warehouse.new_event_id() for _ in range(200)).encode())
+        os._exit(0)
+    os.close(write)
+    mine = {warehouse.new_event_id() for _ in range(200)}
+    with os.fdopen(read) as pipe:
+        theirs = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    assert len(theirs) == 200 and not mine & theirs
+    assert {i[-12:] for i in mine}.isdisjoint(i[-12:] for i in theirs)  # the random tails differ too

@@ -13,7 +13,9 @@ exactly once).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -284,6 +286,7 @@ class Warehouse:
         return self._tail_rows >= p.rows or self._tail_bytes >= p.bytes or age >= p.age_s
 
     def _flush_loop(self) -> None:
+        _background_priority()
         while not self._stopping.is_set():
             self._flush_wanted.wait(timeout=max(0.05, min(1.0, self.policy.age_s / 4)))
             self._flush_wanted.clear()
@@ -423,3 +426,14 @@ class Warehouse:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _background_priority() -> None:
+    """Lower this thread's CPU priority (Linux: a thread has its own nice value).
+
+    A flush sorts and encodes up to a few hundred thousand events; at full priority that takes
+    a core from the threads answering appends and queries, whose latency is what users see.
+    The threads the flush's libraries start from here inherit the lower priority.
+    """
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted: run as is
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)

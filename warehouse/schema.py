@@ -147,10 +147,27 @@ def _table_from_rows(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa
         index = next(i for i, row in enumerate(rows) if name in row)
         raise ValidationError(index, str(name), f"unknown field (schema v{SCHEMA_VERSION})")
     try:
-        return _fast_table(rows, schema)
+        return _fast_table(_json_fields_as_text(rows), schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, _SlowPath):
         arrays = [_column(field, [row.get(field.name) for row in rows]) for field in schema]
         return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _json_fields_as_text(rows: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+    """Rows whose structured `content`/`attrs` are JSON text, so that Arrow can take them in one pass.
+
+    Rows that need it are copied; the caller's dicts are never changed.
+    """
+    plain = (str, _NONE)
+    if all(type(row.get(name)) in plain for row in rows for name in JSON_FIELDS):
+        return rows
+    out = []
+    for row in rows:
+        if all(type(row.get(name)) in plain for name in JSON_FIELDS):
+            out.append(row)
+        else:
+            out.append({**row, **{name: _as_json_text(row.get(name)) for name in JSON_FIELDS if name in row}})
+    return out
 
 
 class _SlowPath(Exception):
