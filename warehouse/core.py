@@ -31,7 +31,7 @@ from warehouse.compaction import sorted_day
 from warehouse.errors import ClosedError, CorruptLogError, WarehouseError
 from warehouse.lock import FolderLock
 from warehouse.parts import EMPTY, PartStore, Snapshot
-from warehouse.query import Params, QueryEngine, ReadView
+from warehouse.query import Params, QueryEngine, ReadView, Tables
 from warehouse.schema import SCHEMA, Events, to_table
 
 log = logging.getLogger("cerver.warehouse")
@@ -371,12 +371,15 @@ class Warehouse:
                 self._tail_cache = (version, tail)
             return ReadView(self._snap.files, self._tail_cache[1], version, self._schema)
 
-    def sql(self, query: str, params: Params = None) -> pa.Table:
-        """Run one read-only statement over the views; sees every acknowledged event."""
+    def sql(self, query: str, params: Params = None, *, tables: Tables = None) -> pa.Table:
+        """Run one read-only statement over the views; sees every acknowledged event.
+
+        `tables` maps plain names to Arrow tables this statement alone can read beside the views.
+        """
         self._check_open()
         if self.read_only:
             self._refresh()
-        return self._engine.run(self._read_view(), query, params)
+        return self._engine.run(self._read_view(), query, params, tables)
 
     def info(self) -> dict[str, object]:
         """Where things stand: table version, files, tail size."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ VIEWS_SQL = Path(__file__).with_name("views.sql").read_text()
 VIEW_NAMES = ("events", "sessions", "messages", "runs")
 _MENTIONS_SESSIONS = re.compile(r"\bsessions\b", re.IGNORECASE)
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 Params = list[Any] | tuple[Any, ...] | dict[str, Any] | None
+Tables = Mapping[str, pa.Table] | None  # extra Arrow tables one statement sees by name
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,17 @@ def check_read_only(query: str) -> None:
         )
 
 
+def check_table_names(names: Mapping[str, Any]) -> None:
+    """Refuse extra table names that are not plain identifiers or would shadow the warehouse's own."""
+    for name in names:
+        if not isinstance(name, str) or not _IDENTIFIER.match(name):
+            raise QueryError(f"table name {name!r}: expected a plain identifier (letters, digits, _)")
+        if name.lower() in VIEW_NAMES or name.startswith("_"):
+            raise QueryError(
+                f"table name {name!r} is reserved: the views and names starting with _ are the warehouse's"
+            )
+
+
 class QueryEngine:
     """An in-memory DuckDB whose views read a ReadView; one cursor per thread."""
 
@@ -69,12 +83,25 @@ class QueryEngine:
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
 
-    def run(self, view: ReadView, query: str, params: Params = None) -> pa.Table:
-        """Run one read-only statement against `view`."""
+    def run(
+        self,
+        view: ReadView,
+        query: str,
+        params: Params = None,
+        tables: Tables = None,
+    ) -> pa.Table:
+        """Run one read-only statement against `view`; `tables` are visible to it by name."""
         check_read_only(query)
+        tables = dict(tables or {})
+        check_table_names(tables)
         cursor = self._prepare(view)
         summary = None
+        registered: list[str] = []
         try:
+            # Registered on this thread's cursor, so no other statement ever sees them.
+            for name, table in tables.items():
+                cursor.con.register(name, table)
+                registered.append(name)
             # A hint, not a guard: a false match only builds the summary early. (DuckDB's
             # get_table_names binds our views and refuses parameters, so it cannot serve.)
             if _MENTIONS_SESSIONS.search(query):
@@ -83,6 +110,8 @@ class QueryEngine:
         except duckdb.Error as exc:
             raise QueryError(str(exc)) from None
         finally:
+            for name in registered:
+                cursor.con.unregister(name)
             if summary is not None:
                 self._summaries.release(summary, cursor.con)
 
