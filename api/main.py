@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -14,6 +15,7 @@ import warehouse
 from api import errors
 from api.adapters.models.litellm_adapter import warm
 from api.auth import DEFAULT_TENANT, TokenStore
+from api.group import GroupWorker
 from api.idempotency import IdempotencyCache
 from api.limits import BodyLimit
 from api.routes import events, health, sessions, traces
@@ -21,12 +23,13 @@ from api.sessions.runner import Runner, interrupt_unfinished
 from api.sessions.service import SessionService
 from api.sessions.store import SessionStore
 from api.settings import Settings
+from ingest import rest
 from ingest.rest import MAX_BODY_BYTES
 
 log = logging.getLogger("cerver.api")
 
 
-def _warm() -> None:
+def _warm(done: threading.Event) -> None:
     """Import litellm now, then exempt everything loaded so far from garbage collection.
 
     litellm and the rest leave a few million long-lived objects; every full collection walks
@@ -36,6 +39,7 @@ def _warm() -> None:
     warm()
     gc.collect()
     gc.freeze()
+    done.set()
 
 
 def create_app(data: str | None = None, settings: Settings | None = None) -> FastAPI:
@@ -45,19 +49,22 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wh = warehouse.open(data)
-        threading.Thread(target=_warm, name="warm-litellm", daemon=True).start()
+        app.state.warm = threading.Event()
+        threading.Thread(target=_warm, args=(app.state.warm,), name="warm-litellm", daemon=True).start()
         app.state.warehouse = wh
         app.state.tokens = TokenStore(wh.root)
         if not app.state.tokens.any():
             token = app.state.tokens.create(DEFAULT_TENANT)
             print(f"No API token existed: minted one for tenant '{DEFAULT_TENANT}' (shown once):\n  {token}")
         app.state.service = SessionService(SessionStore(wh))
+        app.state.ingest = GroupWorker(partial(rest.ingest_many, wh), "cerver-ingest")
         app.state.runner = Runner(app.state.service, settings)
         app.state.idempotency = IdempotencyCache()
         await interrupt_unfinished(app.state.service)
         try:
             yield
         finally:
+            app.state.ingest.close()
             app.state.service.store.close()
             wh.close()
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -50,6 +51,7 @@ from bench.results import write_section  # noqa: E402
 SECTION = "## Ingest"
 MARK = b"@@@@@@@@"  # replaced by a batch number, so every batch has fresh ids
 WINDOW_S = 10.0
+BATCHES = itertools.count()  # batch numbers across phases: every batch has fresh ids
 PACED, FLAT, SINGLE = "batches of 500, paced", "batches of 500, flat out", "single events, flat out"
 QUICK = "--seconds 20 --flat-seconds 10 --single-seconds 10 --import-files 20"
 TARGETS = {"batch_events_s": 25_000, "batch_p99_ms": 50.0, "single_events_s": 2_000}
@@ -120,7 +122,7 @@ async def post_for(
     server can take).
     """
     template = batch_template(size)
-    phase, numbers = Phase(), iter(range(10**8))
+    phase = Phase()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=clients)
     interval = clients * size / rate if rate else 0.0
@@ -135,7 +137,7 @@ async def post_for(
                     await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 else:
                     due = time.perf_counter()
-                body = template.replace(MARK, b"%08d" % next(numbers))
+                body = template.replace(MARK, b"%08d" % next(BATCHES))
                 r = await client.post("/v2/events", content=body)
                 done = time.perf_counter()
                 answer = r.json()

@@ -41,10 +41,13 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    """Until `url` answers 200 (and, where it says, `"warm": true`: measure a steady server)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            r = httpx.get(url, timeout=1)
+            body = r.json() if r.headers.get("content-type", "").startswith("application/json") else None
+            if r.status_code == 200 and (not isinstance(body, dict) or body.get("warm", True)):
                 return
         except httpx.HTTPError:
             pass

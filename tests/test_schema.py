@@ -163,3 +163,22 @@ def test_a_forked_child_draws_other_ids() -> None:
     os.waitpid(pid, 0)
     assert len(theirs) == 200 and not mine & theirs
     assert {i[-12:] for i in mine}.isdisjoint(i[-12:] for i in theirs)  # the random tails differ too
+
+
+def test_small_batches_read_iso_timestamps_and_structures_as_the_general_path_does() -> None:
+    """REST events arrive a few at a time with text timestamps and JSON attrs: same table either way."""
+    from warehouse import schema
+
+    batch = [
+        event(ts="2026-11-28T10:00:00Z", attrs={"k": 1}),
+        event(ts="2026-11-28T12:00:00+02:00", content=[{"type": "text", "text": "hé"}]),
+        event(ts="2026-11-28T10:00:00.123456"),
+    ]
+    before = [dict(e) for e in batch]
+    small = schema._small_table(batch, SCHEMA)
+    assert small is not None
+    general = schema._table_from_rows(batch, SCHEMA)
+    assert small.equals(general)
+    assert small.column("ts").to_pylist()[:2] == [dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC)] * 2
+    assert batch == before
+    assert schema._small_table([event(ts="yesterday")], SCHEMA) is None  # left to the general path

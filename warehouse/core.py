@@ -19,7 +19,7 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from warehouse.errors import ClosedError, CorruptLogError, WarehouseError
 from warehouse.lock import FolderLock
 from warehouse.parts import EMPTY, PartStore, Snapshot
 from warehouse.query import Params, QueryEngine, ReadView, Tables
+from warehouse.sandbox import Answer, Limits, run_confined
 from warehouse.schema import SCHEMA, Events, to_table
 
 log = logging.getLogger("cerver.warehouse")
@@ -50,10 +51,15 @@ class FlushPolicy:
 
 @dataclass(frozen=True)
 class AppendResult:
-    """How many events a batch added, and how many were already stored."""
+    """How many events a batch added, and how many were already stored.
+
+    `stored` marks, row by row in the order given, the events this append stored (the others
+    were duplicates), for callers that append several requests' events at once.
+    """
 
     accepted: int
     duplicates: int
+    stored: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -222,13 +228,13 @@ class Warehouse:
         table = to_table(events, self._schema)
         total = table.num_rows
         if total == 0:
-            return AppendResult(0, 0)
+            return AppendResult(0, 0, np.zeros(0, dtype=bool))
         hashes, first = dedup.hash_and_firsts(table)
         payload = wal.encode(table) if first.all() else None
+        dup = ~first
         with self._write_lock:
             self._check_writer()
             seen = self._index.contains(hashes) & first
-            dup = ~first
             if seen.any():
                 stored = self._stored_keys(table.filter(pa.array(seen)).select(dedup.KEY))
                 pairs = zip(table.column("tenant_id").to_pylist(), table.column("event_id").to_pylist())
@@ -236,11 +242,11 @@ class Warehouse:
             if dup.any():
                 table, hashes, payload = table.filter(pa.array(~dup)), hashes[~dup], None
             if table.num_rows == 0:
-                return AppendResult(0, total)
+                return AppendResult(0, total, ~dup)
             record = self._wal.write(table, payload or wal.encode(table))
             self._index.add(hashes)
         self._wal.wait_durable(record)
-        return AppendResult(table.num_rows, total - table.num_rows)
+        return AppendResult(table.num_rows, total - table.num_rows, ~dup)
 
     def _stored_keys(self, candidates: pa.Table) -> set[tuple[str, str]]:
         """Which candidate (tenant_id, event_id) keys are stored: in flight, in the tail or the table."""
@@ -429,6 +435,21 @@ class Warehouse:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def confined_sql(
+        self,
+        tenant_id: str,
+        query: str,
+        params: Params = None,
+        *,
+        tables: Tables = None,
+        limits: Limits | None = None,
+    ) -> Answer:
+        """One SELECT over `tenant_id`'s events only, in a locked-down DuckDB (see warehouse/sandbox.py)."""
+        self._check_open()
+        if self.read_only:
+            self._refresh()
+        return run_confined(self._read_view(), tenant_id, query, params, tables=tables, limits=limits)
 
 
 def _background_priority() -> None:

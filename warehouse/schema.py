@@ -113,21 +113,39 @@ def _small_table(rows: Sequence[Any], schema: pa.Schema) -> pa.Table | None:
     """The batch as a table if every value is plainly valid; None sends it down the general path.
 
     The general path names the first error, so this one never has to: it only accepts.
+    ISO 8601 timestamps and structured `content`/`attrs` are converted on copies of the rows.
     """
     kinds, struct = _plain_kinds(schema)
+    plain = []
     for row in rows:
         if type(row) is not dict:
             return None
+        copy = None
         for name, value in row.items():
             allowed = kinds.get(name)
-            if allowed is None or type(value) not in allowed:
+            if allowed is None:
                 return None
+            if type(value) in allowed:
+                continue
+            if name == "ts" and type(value) is str:
+                value = _iso_timestamp(value)
+            elif name in JSON_FIELDS and type(value) in (dict, list):
+                value = _as_json_text(value)
+            else:
+                return None
+            if value is None:
+                return None
+            copy = copy or dict(row)
+            copy[name] = value
+        row = copy or row
         if not all(row.get(name) for name in REQUIRED):
             return None
-        if row["type"] not in EVENT_TYPES or row["ts"].tzinfo is not dt.UTC:
+        if row["type"] not in EVENT_TYPES or row["ts"].tzinfo is None:
             return None
         if (role := row.get("role")) is not None and role not in ROLES:
             return None
+        plain.append(row)
+    rows = plain
     try:
         columns = pa.Table.from_struct_array(pa.array(rows, type=struct)).columns
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
@@ -267,6 +285,15 @@ def _as_json_text(value: Any) -> Any:
     return value
 
 
+def _iso_timestamp(text: str) -> dt.datetime | None:
+    """An ISO 8601 string as a datetime (naive means UTC); None if it is not one."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
 def _as_timestamp(index: int, name: str, value: Any) -> dt.datetime | None:
     if value is None or (type(value) is dt.datetime and value.tzinfo is dt.UTC):
         return value
@@ -285,6 +312,8 @@ def _as_timestamp(index: int, name: str, value: Any) -> dt.datetime | None:
 
 
 def _conform_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    if table.schema.equals(schema):  # already exactly the schema (e.g. built by to_table): no casts
+        return table.replace_schema_metadata(schema.metadata)
     if unknown := [n for n in table.column_names if n not in schema.names]:
         raise ValidationError(0, unknown[0], f"unknown field (schema v{SCHEMA_VERSION})")
     n = table.num_rows

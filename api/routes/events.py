@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServiceDep, TenantDep
 from api.errors import ApiError
@@ -24,7 +23,7 @@ async def ingest_events(request: Request, tenant: TenantDep, service: ServiceDep
         raise ApiError(exc.status, code, str(exc)) from None
     if not items:
         raise ApiError(400, "empty_batch", "the batch holds no events")
-    result = await run_in_threadpool(rest.ingest, service.store.wh, tenant, items, bad)
+    result = await request.app.state.ingest.submit(rest.Batch(tenant, items, bad))
     for session_id in result.sessions:
         service.store.forget(tenant, session_id)  # its cached state may not know these events
     status = 200 if not result.rejected else (207 if result.accepted or result.duplicates else 400)

@@ -7,5 +7,10 @@ router = APIRouter()
 
 @router.get("/healthz")
 def read_health(request: Request) -> dict[str, object]:
-    """Ok while the warehouse is open; reports the table version and the unflushed tail."""
-    return {"status": "ok", "warehouse": request.app.state.warehouse.info()}
+    """Ok while the warehouse is open; reports the table version and the unflushed tail.
+
+    `warm` turns true once the server has loaded the model library in the background (a few
+    seconds after start-up); until then requests are answered, but the first may be slower.
+    """
+    state = request.app.state
+    return {"status": "ok", "warm": state.warm.is_set(), "warehouse": state.warehouse.info()}

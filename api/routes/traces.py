@@ -28,7 +28,7 @@ async def ingest_traces(request: Request, tenant: TenantDep, service: ServiceDep
     result = rest.IngestResult()
     if converted.events:
         await run_in_threadpool(pricing.price_events, converted.events)
-        result = await run_in_threadpool(rest.ingest, service.store.wh, tenant, converted.events, [])
+        result = await request.app.state.ingest.submit(rest.Batch(tenant, converted.events))
         for session_id in result.sessions:
             service.store.forget(tenant, session_id)
     rejected = len(result.rejected)
