@@ -39,12 +39,11 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
 import warehouse  # noqa: E402
+from bench.loadclient import Connection  # noqa: E402
 from bench.procs import CERVER, start_cerver, stop  # noqa: E402
 from bench.results import write_section  # noqa: E402
 
@@ -124,35 +123,34 @@ async def post_for(
     template = batch_template(size)
     phase = Phase()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    limits = httpx.Limits(max_connections=clients)
     interval = clients * size / rate if rate else 0.0
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as client:
-        began = time.perf_counter()
-        deadline = began + seconds
+    began = time.perf_counter()
+    deadline = began + seconds
 
-        async def poster(offset: float) -> None:
-            due = began + offset
-            while due < deadline:
-                if interval:
-                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                else:
-                    due = time.perf_counter()
-                body = template.replace(MARK, b"%08d" % next(BATCHES))
-                r = await client.post("/v2/events", content=body)
-                done = time.perf_counter()
-                answer = r.json()
-                if r.status_code != 200 or answer.get("accepted") != size:
-                    raise RuntimeError(f"POST /v2/events answered {r.status_code}: {r.text[:300]}")
-                phase.requests += 1
-                phase.events += size
-                phase.latencies_ms.append((done - due) * 1000)
-                window = int((done - began) // WINDOW_S)
-                phase.windows += [0] * (window + 1 - len(phase.windows))
-                phase.windows[window] += size
-                due += interval
+    async def poster(offset: float) -> None:
+        client = Connection(url, headers)
+        due = began + offset
+        while due < deadline:
+            if interval:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            else:
+                due = time.perf_counter()
+            body = template.replace(MARK, b"%08d" % next(BATCHES))
+            status, text = await client.post("/v2/events", body)
+            done = time.perf_counter()
+            if status != 200 or json.loads(text).get("accepted") != size:
+                raise RuntimeError(f"POST /v2/events answered {status}: {text[:300]!r}")
+            phase.requests += 1
+            phase.events += size
+            phase.latencies_ms.append((done - due) * 1000)
+            window = int((done - began) // WINDOW_S)
+            phase.windows += [0] * (window + 1 - len(phase.windows))
+            phase.windows[window] += size
+            due += interval
+        await client.close()
 
-        await asyncio.gather(*(poster(i * interval / clients) for i in range(clients)))
-        phase.seconds = time.perf_counter() - began
+    await asyncio.gather(*(poster(i * interval / clients) for i in range(clients)))
+    phase.seconds = time.perf_counter() - began
     phase.windows = phase.windows[: int(seconds // WINDOW_S)]  # the last, partial window would read low
     return phase
 

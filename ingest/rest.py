@@ -115,35 +115,36 @@ class Batch:
 
 
 def ingest_many(wh: warehouse.Warehouse, batches: list[Batch]) -> list[IngestResult]:
-    """Several requests' batches in one durable append (one validation pass and one fsync
-    each would cost more than the events); each still gets its own result."""
-    results, tables = [], []
-    for batch in batches:
-        result = IngestResult(rejected=list(batch.bad))
-        table = _checked_table(batch, result)
-        results.append(result)
-        tables.append(table)
-    stored_tables = [t for t in tables if t is not None and t.num_rows]
-    if stored_tables:
-        combined = stored_tables[0] if len(stored_tables) == 1 else pa.concat_tables(stored_tables)
+    """Several requests' batches in one validation pass and one durable append (apart, each
+    would pay both in full for a few events); each request still gets its own result."""
+    results = [IngestResult(rejected=list(b.bad)) for b in batches]
+    prepared = [_prepared(batch, result) for batch, result in zip(batches, results)]
+    everything = [e for events, _ in prepared for e in events]
+    try:
+        combined = to_table(everything) if everything else None
+        counts = [len(events) for events, _ in prepared]
+    except warehouse.ValidationError:  # someone sent a bad event: check each request alone
+        tables = [_validated(events, positions, r) for (events, positions), r in zip(prepared, results)]
+        counts = [t.num_rows if t is not None else 0 for t in tables]
+        kept = [t for t in tables if t is not None and t.num_rows]
+        combined = pa.concat_tables(kept) if kept else None
+    if combined is not None and combined.num_rows:
         stored = wh.append(combined).stored
         assert stored is not None
+        sessions = combined.column("session_id").to_pylist()
         at = 0
-        for result, table in zip(results, tables):
-            if table is None or not table.num_rows:
-                continue
-            mine = stored[at : at + table.num_rows]
-            at += table.num_rows
-            result.accepted = int(mine.sum())
-            result.duplicates = table.num_rows - result.accepted
-            result.sessions = set(table.column("session_id").to_pylist())
+        for result, count in zip(results, counts):
+            result.accepted = int(stored[at : at + count].sum())
+            result.duplicates = count - result.accepted
+            result.sessions = set(sessions[at : at + count])
+            at += count
     for result in results:
         result.rejected.sort(key=lambda r: r.index)
     return results
 
 
-def _checked_table(batch: Batch, result: IngestResult) -> pa.Table | None:
-    """The batch's valid events as a table; the others go to `result.rejected`."""
+def _prepared(batch: Batch, result: IngestResult) -> tuple[list[dict[str, Any]], list[int]]:
+    """The batch's events with the caller's tenant, and their positions; non-events are rejected."""
     skip = {r.index for r in batch.bad}
     events, positions = [], []
     for index, item in enumerate(batch.items):
@@ -155,7 +156,7 @@ def _checked_table(batch: Batch, result: IngestResult) -> pa.Table | None:
         else:
             events.append(event)
             positions.append(index)
-    return _validated(events, positions, result)
+    return events, positions
 
 
 def _prepare(tenant_id: str, item: Any) -> tuple[dict[str, Any], str | None]:

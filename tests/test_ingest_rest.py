@@ -8,6 +8,8 @@ import json
 import httpx
 import pytest
 
+import warehouse
+from ingest import rest
 from tests.server import Server
 
 
@@ -131,3 +133,20 @@ def test_events_ingested_into_an_api_session_join_its_transcript(client: httpx.C
     assert client.post("/v2/events", json=[note]).status_code == 200
     transcript = client.get(f"/v2/sessions/{sid}").json()["transcript"]
     assert [m["content"] for m in transcript] == ["hello", "echo: hello", "later"]
+
+
+def test_requests_grouped_into_one_append_each_get_their_own_answer(wh: warehouse.Warehouse) -> None:
+    """Requests that arrive together share one append; the answers must still be per request."""
+    first = rest.Batch("acme", [ev(0, "g1"), ev(1, "g1")])
+    bad = rest.Batch("acme", [ev(2, "g2"), ev(3, "g2", type="nope"), "not an event"])
+    again = rest.Batch("acme", [ev(0, "g1"), ev(4, "g3")])  # one duplicate of `first`
+    other = rest.Batch("zeta", [ev(0, "g1")])  # the same id under another tenant is another event
+    results = rest.ingest_many(wh, [first, bad, again, other])
+    assert [(r.accepted, r.duplicates) for r in results] == [(2, 0), (1, 0), (1, 1), (1, 0)]
+    assert [(x.index, x.error.split(":")[0]) for x in results[1].rejected] == [
+        (1, "field 'type'"),
+        (2, "expected an event object, got str"),
+    ]
+    assert results[0].sessions == {"g1"} and results[2].sessions == {"g1", "g3"}
+    counts = wh.sql("select tenant_id, count(*) as n from events group by 1 order by 1").to_pylist()
+    assert counts == [{"tenant_id": "acme", "n": 4}, {"tenant_id": "zeta", "n": 1}]
