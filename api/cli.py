@@ -41,6 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--output", "-o", help="write to this file instead of standard output")
     sql.set_defaults(run=_sql)
 
+    query = commands.add_parser(
+        "query",
+        help="run a named query from queries/ (--list shows them)",
+        description="Run a named query over the warehouse, e.g. `cerver query cost_by_model --param "
+        "since=2026-11-01`. `cerver query --list` shows every query, its parameters and their defaults.",
+    )
+    query.add_argument("name", nargs="?", help="the query's name, e.g. cost_by_model")
+    query.add_argument("--list", action="store_true", help="list the named queries and their parameters")
+    query.add_argument(
+        "--param", "-p", action="append", default=[], metavar="K=V", help="a parameter's value (repeatable)"
+    )
+    _data_arg(query)
+    query.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    query.add_argument("--output", "-o", help="write to this file instead of standard output")
+    query.set_defaults(run=_query)
+
     tokens = commands.add_parser("tokens", help="API tokens: mint one for a tenant")
     token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
     create = token_commands.add_parser("create", help="mint a token (printed once, stored hashed)")
@@ -100,11 +116,19 @@ def _sql(args: argparse.Namespace) -> int:
 
     with warehouse.open(args.data, read_only=True) as wh:
         table = wh.sql(args.query)
+    return _write_table(table, args)
+
+
+def _write_table(table: Any, args: argparse.Namespace) -> int:
+    """Print or save a query's result in `args.format` (to `args.output` if given)."""
     if args.format == "parquet":
         import pyarrow.parquet as pq
 
         if args.output is None and sys.stdout.isatty():
-            print("cerver sql: refusing to write Parquet to a terminal; use --output FILE", file=sys.stderr)
+            print(
+                f"cerver {args.command}: refusing to write Parquet to a terminal; use --output FILE",
+                file=sys.stderr,
+            )
             return 2
         pq.write_table(table, args.output or sys.stdout.buffer)
         return 0
@@ -115,6 +139,61 @@ def _sql(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    import queries
+
+    if args.list:
+        sys.stdout.write(_describe_queries(queries.catalog(), as_json=args.format == "json"))
+        return 0
+    if not args.name:
+        print("cerver query: name a query (cerver query --list shows them)", file=sys.stderr)
+        return 2
+    values: dict[str, str] = {}
+    for item in args.param:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            print(f"cerver query: --param expects NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        values[key.strip()] = value
+    try:  # before opening the warehouse: a typo costs nothing
+        queries.bind(queries.get(args.name), values)
+    except (queries.UnknownQuery, queries.BadParams) as exc:
+        print(f"cerver query: {exc.args[0]}", file=sys.stderr)
+        return 2
+    import warehouse
+
+    with warehouse.open(args.data, read_only=True) as wh:
+        table = queries.run(wh, args.name, values)
+    return _write_table(table, args)
+
+
+def _describe_queries(catalog: Any, *, as_json: bool) -> str:
+    """The named queries with their parameters: a line each, or one JSON object per query."""
+    if as_json:
+        return "".join(json.dumps(_query_as_json(q), default=_shown) + "\n" for q in catalog)
+    out = []
+    for q in catalog:
+        out.append(f"{q.name}: {q.summary}")
+        for p in q.params:
+            value, note = (f"<{p.type}>", "required") if p.required else (_shown(p.default), p.type)
+            out.append(f"    --param {p.name}={value}  ({note}) {p.doc}".rstrip())
+    return "\n".join(out) + "\n"
+
+
+def _query_as_json(q: Any) -> dict[str, Any]:
+    params = [{"name": p.name, "type": p.type, "default": p.default, "doc": p.doc} for p in q.params]
+    return {"name": q.name, "summary": q.summary, "params": params, "tables": list(q.tables)}
+
+
+def _shown(value: Any) -> str:
+    """A parameter's default as one would type it: a timestamp at midnight UTC as its date."""
+    if value == "":
+        return "''"
+    if hasattr(value, "isoformat"):
+        return value.isoformat().removesuffix("T00:00:00+00:00")
+    return str(value)
 
 
 def _create_token(args: argparse.Namespace) -> int:
