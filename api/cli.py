@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arg(serve)
     serve.add_argument("--host", default=os.environ.get("CERVER_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("CERVER_PORT", "8000")))
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        default=os.environ.get("CERVER_ACCESS_LOG", "") not in ("", "0", "false"),
+        help="log every request (off by default: it costs a tenth of a small request's CPU)",
+    )
     serve.set_defaults(run=_serve)
 
     sql = commands.add_parser("sql", help="run one read-only SQL statement over the warehouse")
@@ -107,7 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from api.main import create_app
 
-    uvicorn.run(create_app(args.data), host=args.host, port=args.port)
+    uvicorn.run(create_app(args.data), host=args.host, port=args.port, access_log=args.access_log)
     return 0
 
 

@@ -54,8 +54,11 @@ class GroupWorker(Generic[T, R]):
                 outcomes: list[R | BaseException] = self._work([item for item, _ in group])
             except Exception as exc:
                 outcomes = [exc] * len(group)
-            for (_, future), outcome in zip(group, outcomes, strict=True):
-                future.get_loop().call_soon_threadsafe(_settle, future, outcome)
+            settle = [(future, outcome) for (_, future), outcome in zip(group, outcomes, strict=True)]
+            loops = {future.get_loop() for future, _ in settle}
+            for loop in loops:  # one wake-up of each event loop for the whole group
+                mine = [(f, o) for f, o in settle if f.get_loop() is loop]
+                loop.call_soon_threadsafe(_settle_all, mine)
 
     def close(self) -> None:
         """Finish what is queued, then stop."""
@@ -63,10 +66,11 @@ class GroupWorker(Generic[T, R]):
         self._thread.join()
 
 
-def _settle(future: asyncio.Future, outcome: object) -> None:
-    if future.done():  # the caller gave up (cancelled); the work is done all the same
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def _settle_all(settle: list[tuple[asyncio.Future, object]]) -> None:
+    for future, outcome in settle:
+        if future.done():  # the caller gave up (cancelled); the work is done all the same
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
