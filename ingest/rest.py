@@ -120,23 +120,21 @@ def ingest_many(wh: warehouse.Warehouse, batches: list[Batch]) -> list[IngestRes
     results = [IngestResult(rejected=list(b.bad)) for b in batches]
     prepared = [_prepared(batch, result) for batch, result in zip(batches, results)]
     everything = [e for events, _ in prepared for e in events]
+    counts = [len(events) for events, _ in prepared]
     try:
-        combined = to_table(everything) if everything else None
-        counts = [len(events) for events, _ in prepared]
+        stored = wh.append(everything).stored if everything else None
     except warehouse.ValidationError:  # someone sent a bad event: check each request alone
         tables = [_validated(events, positions, r) for (events, positions), r in zip(prepared, results)]
         counts = [t.num_rows if t is not None else 0 for t in tables]
         kept = [t for t in tables if t is not None and t.num_rows]
-        combined = pa.concat_tables(kept) if kept else None
-    if combined is not None and combined.num_rows:
-        stored = wh.append(combined).stored
-        assert stored is not None
-        sessions = combined.column("session_id").to_pylist()
+        everything = [row for t in kept for row in t.select(["session_id"]).to_pylist()]
+        stored = wh.append(pa.concat_tables(kept)).stored if kept else None
+    if stored is not None:
         at = 0
         for result, count in zip(results, counts):
             result.accepted = int(stored[at : at + count].sum())
             result.duplicates = count - result.accepted
-            result.sessions = set(sessions[at : at + count])
+            result.sessions = {e["session_id"] for e in everything[at : at + count]}
             at += count
     for result in results:
         result.rejected.sort(key=lambda r: r.index)
