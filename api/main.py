@@ -18,7 +18,7 @@ from api.auth import DEFAULT_TENANT, TokenStore
 from api.group import GroupWorker
 from api.idempotency import IdempotencyCache
 from api.limits import BodyLimit
-from api.routes import events, health, sessions, traces
+from api.routes import events, health, query, sessions, traces
 from api.sessions.runner import Runner, interrupt_unfinished
 from api.sessions.service import SessionService
 from api.sessions.store import SessionStore
@@ -79,4 +79,5 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
     app.include_router(sessions.router)
     app.include_router(events.router)
     app.include_router(traces.router)
+    app.include_router(query.router)
     return app

@@ -10,21 +10,27 @@ the files) and of the unflushed tail, plus any extra tables (a price list, say).
 keeps temporary objects per connection, so a statement sees its own tenant's rows and
 no one else's; the connection is closed when the statement ends.
 
-What enforces what (tests/test_sandbox.py holds each to it):
+What enforces what (DuckDB 2.0; tests/test_sandbox.py holds each to it):
 - `enable_external_access = false`: no file, URL or extension access — `read_parquet`,
   `read_csv`, `glob`, `COPY … TO`, `ATTACH` of a file, `EXPORT DATABASE`, `INSTALL` — and
   no Python replacement scans (which would otherwise read any Arrow table in the
   calling frame by variable name); `python_enable_replacements = false` says so twice.
-- `disabled_filesystems = 'LocalFileSystem'`: the local disk a second time over.
+  DuckDB refuses to turn external access back on while the database runs.
+- `disabled_filesystems = 'LocalFileSystem'`: the local disk a second time over (also
+  one-way).
 - `temp_directory = ''`: no spilling; the buffer manager writes its temporary files
   without asking the external-access check, so a big sort would otherwise fill the
   server's working directory. Past `memory_limit` a statement fails instead.
-- `lock_configuration = true`: `SET`, `RESET` and `PRAGMA x = y` fail from then on.
+- `lock_configuration = true`: `SET`, `RESET` and `PRAGMA x = y` fail from then on; without
+  it a statement could turn replacement scans or extension autoloading back on, or raise
+  its own memory limit.
 - The settings do not make the database read-only (CREATE, INSERT, DROP VIEW still run),
-  so DuckDB's own parser admits exactly one SELECT or EXPLAIN statement. Even a write
-  that slipped past would only reach a catalog with no data in it.
+  so DuckDB's own parser admits exactly one SELECT or EXPLAIN statement. A write that
+  slipped past could spoil the shared views for everyone (so it must not), but could
+  still read nothing: the catalog holds no data, and each connection only its own.
 - Time: a watchdog interrupts the statement's connection at its deadline. Rows: at most
-  `max_rows + 1` are read from a streaming result.
+  `max_rows + 1` are read from a streaming result. Memory and threads are per sandbox
+  database, shared by the statements running at once (at most `concurrency` of them).
 """
 
 from __future__ import annotations
@@ -125,10 +131,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class Answer:
-    """The rows of a confined statement; `truncated` when it had more than the limit."""
+    """The rows of a confined statement, DuckDB's name for each column's type, and whether
+    the statement had more rows than the limit (`truncated`)."""
 
     table: pa.Table
     truncated: bool
+    types: tuple[str, ...] = ()
 
 
 def check_statement(sql: str) -> None:
@@ -137,13 +145,14 @@ def check_statement(sql: str) -> None:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
         raise QueryError(str(exc)) from None
-    except ValueError as exc:  # a statement type the Python enum does not know (UPDATE EXTENSIONS)
-        raise Refused(f"refused: a statement of a kind this endpoint does not run ({exc})") from None
     if not statements:
         raise QueryError("no SQL statement given")
     if len(statements) > 1:
         raise Refused(f"refused: one statement per query, got {len(statements)}")
-    kind = statements[0].type
+    try:
+        kind = statements[0].type
+    except ValueError as exc:  # a type the Python enum does not know (UPDATE EXTENSIONS is 29)
+        raise Refused(f"refused: a statement of a kind this endpoint does not run ({exc})") from None
     if kind not in ALLOWED:
         raise Refused(f"refused: {kind.name} statements are not allowed; this SQL is read-only (SELECT only)")
 
@@ -195,7 +204,7 @@ class Sandbox:
         try:
             # Neither is accepted in the start-up config (ICU's TimeZone is not known yet).
             self._db.execute("SET disabled_filesystems = 'LocalFileSystem'")
-            self._db.execute("SET TimeZone = 'UTC'")
+            self._db.execute("SET GLOBAL TimeZone = 'UTC'")  # every connection's, not just this one's
             self._define_views()
             self._db.execute("SET lock_configuration = true")
         except BaseException:
@@ -267,7 +276,9 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Params, limits: Lim
     """Read at most `max_rows + 1` rows of a streaming result, under the time limit."""
     with _deadline(con, limits.timeout_s) as expired:
         try:
-            reader = con.sql(sql, params=params).to_arrow_reader(_BATCH_ROWS)
+            relation = con.sql(sql, params=params)
+            types = tuple(str(t) for t in relation.types)
+            reader = relation.to_arrow_reader(_BATCH_ROWS)
             batches, rows = [], 0
             for batch in reader:
                 batches.append(batch)
@@ -288,7 +299,7 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Params, limits: Lim
         except duckdb.Error as exc:
             raise QueryError(str(exc)) from None
     table = pa.Table.from_batches(batches, schema=reader.schema)
-    return Answer(table.slice(0, limits.max_rows), truncated=rows > limits.max_rows)
+    return Answer(table.slice(0, limits.max_rows), truncated=rows > limits.max_rows, types=types)
 
 
 @contextmanager
