@@ -330,6 +330,26 @@ def test_no_environment_variables(locked: duckdb.DuckDBPyConnection) -> None:
         locked.execute("SELECT getenv('HOME')")
 
 
+def test_the_paths_duckdb_allows_on_its_own_are_closed_too(
+    filled: warehouse.Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With external access off DuckDB still allows `<cwd>/:memory:` and its `.wal` files
+    (its `allowed_paths`): readable, were they there. Disabling LocalFileSystem closes that."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ":memory:.wal").write_text("not yours")
+    box = sandbox.Sandbox(filled._read_view().schema, Limits())
+    con = box.connect(filled._read_view(), "acme", {})
+    try:
+        allowed = con.sql("SELECT value FROM duckdb_settings() WHERE name = 'allowed_paths'").fetchall()
+        assert ":memory:.wal" in allowed[0][0]
+        for path in (":memory:.wal", str(tmp_path / ":memory:.wal")):
+            with pytest.raises(duckdb.PermissionException):
+                con.execute(f"SELECT content FROM read_text('{path}')")
+    finally:
+        con.close()
+        box.close()
+
+
 def test_python_variables_are_not_tables(locked: duckdb.DuckDBPyConnection) -> None:
     """DuckDB's Python replacement scan would read any Arrow table in the calling frame by name."""
     every_tenants_tail = pa.table({"tenant_id": ["acme", "globex"]})

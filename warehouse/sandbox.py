@@ -17,7 +17,9 @@ What enforces what (DuckDB 2.0; tests/test_sandbox.py holds each to it):
   calling frame by variable name); `python_enable_replacements = false` says so twice.
   DuckDB refuses to turn external access back on while the database runs.
 - `disabled_filesystems = 'LocalFileSystem'`: the local disk a second time over (also
-  one-way).
+  one-way), and not redundant: with external access off DuckDB still allows the paths it
+  derives from the database's own (`<cwd>/:memory:`, `<cwd>/:memory:.wal`, …), which are
+  readable when such files exist.
 - `temp_directory = ''`: no spilling; the buffer manager writes its temporary files
   without asking the external-access check, so a big sort would otherwise fill the
   server's working directory. Past `memory_limit` a statement fails instead.
