@@ -13,6 +13,7 @@ new one starts, so only the newest can have a torn tail.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import struct
@@ -33,7 +34,6 @@ HEADER = struct.Struct("<4sIQI")
 SUFFIX = ".wal"
 SEGMENT_BYTES = 64 << 20
 _IPC_COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4")
-_IPC_PLAIN = pa.ipc.IpcWriteOptions()
 _COMPRESS_FROM = 64 << 10  # smaller batches gain little from LZ4 and pay its set-up per column
 
 
@@ -66,11 +66,23 @@ def segment_paths(folder: Path) -> list[Path]:
 
 def encode(table: pa.Table) -> bytes:
     """The IPC stream bytes of one batch."""
+    if table.nbytes < _COMPRESS_FROM:
+        # The same bytes a stream writer makes (schema, batches, end marker), put together
+        # directly: a run's few events are encoded in a tenth of the time.
+        batches = b"".join(batch.serialize().to_pybytes() for batch in table.to_batches())
+        return _schema_bytes(table.schema) + batches + _END_OF_STREAM
     sink = pa.BufferOutputStream()
-    options = _IPC_COMPRESSED if table.nbytes >= _COMPRESS_FROM else _IPC_PLAIN
-    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+    with pa.ipc.new_stream(sink, table.schema, options=_IPC_COMPRESSED) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
+
+
+_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # continuation marker, then a zero length
+
+
+@functools.lru_cache(maxsize=8)
+def _schema_bytes(schema: pa.Schema) -> bytes:
+    return schema.serialize().to_pybytes()
 
 
 def _frame(seq: int, payload: bytes) -> bytes:
