@@ -91,7 +91,55 @@ def build_parser() -> argparse.ArgumentParser:
     compact = commands.add_parser("compact", help="merge each day's Parquet parts into few large files")
     _data_arg(compact)
     compact.set_defaults(run=_compact)
+
+    demo = commands.add_parser(
+        "demo",
+        help="fill the warehouse with a realistic synthetic workload (the same for the same seed)",
+        description="Write synthetic sessions: users, models, harnesses, compute, fan-outs, errors and "
+        "retries over the weeks before --end. The same seed and options make the same events, so running it "
+        "again adds nothing. What it contains: docs/demo.md.",
+    )
+    demo.add_argument(
+        "--sessions", type=_at_least(1), default=2_000, help="top-level sessions (default: 2,000)"
+    )
+    demo.add_argument("--seed", type=_at_least(0), default=7, help="random seed (default: 7)")
+    demo.add_argument(
+        "--end",
+        type=_day,
+        default=None,
+        help="YYYY-MM-DD: events fall before its midnight UTC (default: 2026-11-01)",
+    )
+    demo.add_argument(
+        "--weeks", type=_at_least(1), default=6, help="weeks of traffic before --end (default: 6)"
+    )
+    demo.add_argument("--tenant", default=None, help="tenant of the sessions (default: 'default')")
+    _data_arg(demo)
+    demo.set_defaults(run=_demo)
     return parser
+
+
+def _at_least(minimum: int) -> Any:
+    """An argparse type: an integer of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer of at least {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _day(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -274,6 +322,41 @@ def _compact(args: argparse.Namespace) -> int:
         f"compacted {result.partitions} day(s): {result.files_before} -> {result.files_after} files, "
         f"{result.vacuumed} old file(s) removed"
     )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import warehouse
+    from api.auth import DEFAULT_TENANT
+    from ingest.demo import DEFAULT_END, generate
+    from ingest.demo.progress import ProgressBar, describe
+
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        with warehouse.open(args.data) as wh:
+            summary = generate(
+                wh,
+                sessions=args.sessions,
+                seed=args.seed,
+                end=args.end or DEFAULT_END,
+                weeks=args.weeks,
+                tenant=args.tenant or DEFAULT_TENANT,
+                progress=bar,
+            )
+    except warehouse.WarehouseLocked as exc:
+        holder = str(exc).split(";")[0]
+        print(
+            f"cerver demo: {holder}. Is `cerver serve` running on this folder? Stop it first.",
+            file=sys.stderr,
+        )
+        return 1
+    except ValueError as exc:
+        print(f"cerver demo: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.close()
+    sys.stdout.write(describe(summary))
     return 0
 
 
