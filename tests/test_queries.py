@@ -1,7 +1,8 @@
-"""Every named query's figures on a hand-made workload, against the same figures computed in Polars.
+"""Every named query's figures, against the same figures computed in Polars.
 
-The expected tables are built from the workload's events with Polars alone (no DuckDB, no
-views), and a few figures are also written out by hand.
+Twice over: on a hand-made workload (whose figures are also written out by hand in the
+`*_by_hand` tests) and on the demo dataset (`cerver demo`). The expected tables are built
+from the events with Polars alone (no DuckDB, no views).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 import queries
 import warehouse
+from ingest.demo import generate
 from ingest.pricing import price
 from tests.conftest import MANUAL
 from tests.queries_dataset import DAY2, DAY3, GPT, OPUS, SONNET, as_json, build, load
@@ -25,9 +27,22 @@ from tests.queries_dataset import DAY2, DAY3, GPT, OPUS, SONNET, as_json, build,
 ENDS = ["run.completed", "run.failed"]
 
 
+@pytest.fixture(scope="module", params=["hand-made", "demo"])
+def events(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    if request.param == "hand-made":
+        return build()
+    with warehouse.open(tmp_path_factory.mktemp("demo") / "data", policy=MANUAL) as demo:
+        generate(demo, sessions=120, seed=11)
+        return demo.sql("select * from events order by ts, event_id").to_pylist()
+
+
 @pytest.fixture(scope="module")
-def events() -> list[dict[str, Any]]:
-    return build()
+def hand_wh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[warehouse.Warehouse]:
+    """The hand-made workload alone, for the figures written out by hand."""
+    w = warehouse.open(tmp_path_factory.mktemp("hand") / "cerver-data", policy=MANUAL)
+    load(w, build())
+    yield w
+    w.close()
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +57,13 @@ def wh(
 
 @pytest.fixture(scope="module")
 def ev(events: list[dict[str, Any]]) -> pl.DataFrame:
-    return pl.DataFrame([as_json(e) for e in events], infer_schema_length=None).sort("ts")
+    frame = pl.DataFrame([as_json(e) for e in events], infer_schema_length=None)
+    kinds = {
+        c: pl.Int64 for c in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+    }
+    kinds |= {c: pl.Float64 for c in ("cost_usd", "latency_ms", "ttft_ms")}
+    # A column no event fills (the demo writes no cache writes) would otherwise be of type Null.
+    return frame.with_columns(pl.col(c).cast(k) for c, k in kinds.items() if c in frame.columns).sort("ts")
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +106,7 @@ def sessions(ev: pl.DataFrame) -> pl.DataFrame:
             started=pl.col("ts").filter(pl.col("type") == "run.started").max(),
             ended=pl.col("ts").filter(pl.col("type").is_in(ENDS)).max(),
             created_at=pl.col("ts").filter(pl.col("type") == "session.created").min(),
+            closed=(pl.col("type") == "session.closed").any(),
             last_event_at=pl.col("ts").max(),
             messages=(pl.col("type") == "message").sum(),
             runs=pl.col("type").is_in(ENDS).sum(),
@@ -93,9 +115,9 @@ def sessions(ev: pl.DataFrame) -> pl.DataFrame:
             cost_usd=pl.col("cost_usd").sum(),
         )
         .with_columns(
-            status=pl.when(
-                pl.col("started") > pl.col("ended").fill_null(dt.datetime.min.replace(tzinfo=dt.UTC))
-            )
+            status=pl.when(pl.col("closed"))
+            .then(pl.lit("closed"))
+            .when(pl.col("started") > pl.col("ended").fill_null(dt.datetime.min.replace(tzinfo=dt.UTC)))
             .then(pl.lit("running"))
             .otherwise(pl.lit("ready")),
             tokens=pl.col("input_tokens") + pl.col("output_tokens"),
@@ -159,8 +181,8 @@ def test_sessions(wh: warehouse.Warehouse, sessions: pl.DataFrame, values: dict[
     assert_rows(queries.run(wh, "sessions", values), expected)
 
 
-def test_sessions_by_hand(wh: warehouse.Warehouse) -> None:
-    rows = {r["session_id"]: r for r in queries.run(wh, "sessions").to_pylist()}
+def test_sessions_by_hand(hand_wh: warehouse.Warehouse) -> None:
+    rows = {r["session_id"]: r for r in queries.run(hand_wh, "sessions").to_pylist()}
     assert len(rows) == 12
     assert rows["s3"]["model"] == SONNET  # switched mid-session
     assert (rows["s3"]["harness"], rows["s3"]["compute"], rows["s3"]["runs"]) == ("codex", "relay", 3)
@@ -189,17 +211,29 @@ def _cost_by_model(runs: pl.DataFrame) -> pl.DataFrame:
 
 
 def test_cost_by_model(wh: warehouse.Warehouse, runs: pl.DataFrame) -> None:
-    table = queries.run(wh, "cost_by_model")
-    assert_rows(table, _cost_by_model(runs))
-    opus = table.to_pylist()[0]
+    assert_rows(queries.run(wh, "cost_by_model"), _cost_by_model(runs))
+
+
+def test_cost_by_model_by_hand(hand_wh: warehouse.Warehouse) -> None:
+    opus = queries.run(hand_wh, "cost_by_model").to_pylist()[0]
     assert (opus["model"], opus["runs"], opus["tokens"]) == (OPUS, 5, 13_700)
     assert opus["cost_usd"] == pytest.approx(0.05 + 0.09 + 0.2 + 0.25 + 0.1)
 
 
-def test_cost_by_model_over_a_range(wh: warehouse.Warehouse, runs: pl.DataFrame) -> None:
-    table = queries.run(wh, "cost_by_model", {"since": "2026-11-02T00:00:00Z", "until": DAY3.date()})
-    assert_rows(table, _cost_by_model(runs.filter(pl.col("started_at").dt.date() == DAY2.date())))
+def test_cost_by_model_over_a_range(hand_wh: warehouse.Warehouse) -> None:
+    table = queries.run(hand_wh, "cost_by_model", {"since": "2026-11-02T00:00:00Z", "until": DAY3.date()})
     assert {r["model"]: r["runs"] for r in table.to_pylist()} == {GPT: 4, SONNET: 2}
+
+
+def test_cost_by_model_over_a_range_as_polars_computes_it(
+    wh: warehouse.Warehouse, runs: pl.DataFrame
+) -> None:
+    middle = runs["started_at"].sort()[runs.height // 2]
+    since, until = middle - dt.timedelta(days=1), middle + dt.timedelta(days=1)
+    table = queries.run(wh, "cost_by_model", {"since": since.isoformat(), "until": until.isoformat()})
+    chosen = runs.filter((pl.col("started_at") >= since) & (pl.col("started_at") < until))
+    assert table.num_rows > 0
+    assert_rows(table, _cost_by_model(chosen))
 
 
 @pytest.mark.parametrize("values", [{}, {"user": "u1"}, {"since": "2026-11-03"}])
@@ -224,8 +258,8 @@ def test_cost_by_user(wh: warehouse.Warehouse, runs: pl.DataFrame, values: dict[
     assert_rows(queries.run(wh, "cost_by_user", values), expected)
 
 
-def test_cost_by_user_keeps_tenants_apart(wh: warehouse.Warehouse) -> None:
-    rows = queries.run(wh, "cost_by_user", {"user": "u1"}).to_pylist()
+def test_cost_by_user_keeps_tenants_apart(hand_wh: warehouse.Warehouse) -> None:
+    rows = queries.run(hand_wh, "cost_by_user", {"user": "u1"}).to_pylist()
     assert {(r["tenant_id"], r["day"]): r["total_cost_usd"] for r in rows} == {
         ("t1", dt.date(2026, 11, 1)): pytest.approx(0.142),
         ("t1", dt.date(2026, 11, 2)): pytest.approx(0.142),
@@ -262,8 +296,8 @@ def test_latency_by_model(wh: warehouse.Warehouse, runs: pl.DataFrame, status: s
     assert_rows(queries.run(wh, "latency_by_model", {"status": status}), expected)
 
 
-def test_latency_by_hand(wh: warehouse.Warehouse) -> None:
-    gpt = next(r for r in queries.run(wh, "latency_by_model").to_pylist() if r["model"] == GPT)
+def test_latency_by_hand(hand_wh: warehouse.Warehouse) -> None:
+    gpt = next(r for r in queries.run(hand_wh, "latency_by_model").to_pylist() if r["model"] == GPT)
     # ok GPT runs took 500, 700, 800 and 1000 ms; 100, 150 and 200 ms to the first token
     assert (gpt["runs"], gpt["latency_p50_ms"], gpt["latency_p95_ms"]) == (4, 750.0, pytest.approx(970.0))
     assert (gpt["streamed_runs"], gpt["ttft_p50_ms"], gpt["ttft_p99_ms"]) == (3, 150.0, pytest.approx(199.0))
@@ -288,9 +322,6 @@ def test_errors_by_model(wh: warehouse.Warehouse, runs: pl.DataFrame) -> None:
     )
     table = queries.run(wh, "errors_by_model")
     assert_rows(table, expected)
-    gpt = table.to_pylist()[0]
-    assert (gpt["model"], gpt["runs"], gpt["errors"], gpt["timeouts"]) == (GPT, 7, 3, 1)
-    assert gpt["last_error"] == "context length exceeded"
 
 
 # -- compute, fan-out, activity -----------------------------------------------------------------
@@ -313,11 +344,6 @@ def test_compute_time_by_provider(wh: warehouse.Warehouse, ev: pl.DataFrame) -> 
     )
     table = queries.run(wh, "compute_time_by_provider")
     assert_rows(table, expected)
-    assert [(r["compute"], r["execs"], r["failed"], r["total_s"]) for r in table.to_pylist()] == [
-        ("relay", 2, 0, 6.0),
-        ("e2b", 1, 0, 1.2),
-        ("local", 3, 1, pytest.approx(1.04)),
-    ]
 
 
 def _fanouts(ev: pl.DataFrame, runs: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
@@ -395,8 +421,8 @@ def test_fanout_comparison(
     assert_rows(queries.run(wh, "fanout_comparison", {"parent": parent}), expected)
 
 
-def test_fanout_by_hand(wh: warehouse.Warehouse) -> None:
-    rows = queries.run(wh, "fanout_comparison", {"parent": "p1"}).to_pylist()
+def test_fanout_by_hand(hand_wh: warehouse.Warehouse) -> None:
+    rows = queries.run(hand_wh, "fanout_comparison", {"parent": "p1"}).to_pylist()
     assert [(r["child_session_id"], r["model"], r["status"], r["selected"]) for r in rows] == [
         ("c1", OPUS, "ok", False),
         ("c2", SONNET, "ok", True),
@@ -405,7 +431,7 @@ def test_fanout_by_hand(wh: warehouse.Warehouse) -> None:
     assert [(r["children_cost_usd"], r["selected_cost_usd"]) for r in rows] == [
         (pytest.approx(0.23), 0.03)
     ] * 3
-    no_winner = queries.run(wh, "fanout_comparison", {"parent": "p2"}).to_pylist()
+    no_winner = queries.run(hand_wh, "fanout_comparison", {"parent": "p2"}).to_pylist()
     assert [r["selected_cost_usd"] for r in no_winner] == [None, None]
 
 
@@ -424,12 +450,6 @@ def test_daily_active_users(wh: warehouse.Warehouse, ev: pl.DataFrame) -> None:
     )
     table = queries.run(wh, "daily_active_users")
     assert_rows(table, expected)
-    assert [(r["day"].day, r["tenant_id"], r["users"]) for r in table.to_pylist()] == [
-        (1, "t1", 2),
-        (1, "t2", 1),
-        (2, "t1", 2),
-        (3, "t1", 2),
-    ]
 
 
 @pytest.mark.parametrize("values", [{}, {"limit": "3"}, {"limit": 3, "since": "2026-11-02"}])
@@ -491,23 +511,30 @@ def test_what_if_cost_prices_as_litellm_does(
 
 
 def test_what_if_cost_of_one_model_over_a_range(wh: warehouse.Warehouse, runs: pl.DataFrame) -> None:
+    model = runs["model"].drop_nulls().mode().sort()[0]
+    since = runs["started_at"].sort()[runs.height // 2]
+    values = {"model": SONNET, "from_model": model, "since": since.isoformat()}
+    chosen = runs.filter((pl.col("model") == model) & (pl.col("started_at") >= since))
+    assert_rows(queries.run(wh, "what_if_cost", values), _what_if(chosen, SONNET))
+
+
+def test_what_if_cost_by_hand(hand_wh: warehouse.Warehouse) -> None:
     values = {"model": SONNET, "from_model": OPUS, "since": "2026-11-03"}
-    chosen = runs.filter((pl.col("model") == OPUS) & (pl.col("started_at") >= DAY3.replace(hour=0)))
-    table = queries.run(wh, "what_if_cost", values)
-    assert_rows(table, _what_if(chosen, SONNET))
+    table = queries.run(hand_wh, "what_if_cost", values)
     # c1 and c4's Opus runs on Sonnet: uncached input at $3/M, cache reads at $0.30/M, output at $15/M
     by_hand = (2000 + 2000 + 1000) * 3e-6 + 1000 * 0.3e-6 + (1000 + 1500 + 500) * 15e-6
     assert table.to_pylist()[0]["what_if_cost_usd"] == pytest.approx(by_hand)
 
 
-def test_what_if_cost_on_a_model_without_a_price(wh: warehouse.Warehouse) -> None:
+def test_what_if_cost_on_a_model_without_a_price(wh: warehouse.Warehouse, runs: pl.DataFrame) -> None:
     rows = queries.run(wh, "what_if_cost", {"model": "nowhere/no-such-model"}).to_pylist()
-    assert len(rows) == 3 and all(r["what_if_cost_usd"] is None for r in rows)
+    models = runs.filter(pl.col("model").is_not_null())["model"].n_unique()
+    assert len(rows) == models and all(r["what_if_cost_usd"] is None for r in rows)
 
 
 def test_run_returns_polars_when_asked(wh: warehouse.Warehouse) -> None:
     frame = queries.run(wh, "cost_by_model", polars=True)
-    assert isinstance(frame, pl.DataFrame) and frame.height == 3
+    assert isinstance(frame, pl.DataFrame) and frame.height == queries.run(wh, "cost_by_model").num_rows
 
 
 def test_queries_on_an_empty_warehouse_return_no_rows(tmp_path: Path) -> None:
@@ -516,3 +543,28 @@ def test_queries_on_an_empty_warehouse_return_no_rows(tmp_path: Path) -> None:
         for query in queries.catalog():
             values = {p.name: "x" for p in query.params if p.required}
             assert queries.run(empty, query.name, values).num_rows == 0, query.name
+
+
+def test_errors_by_hand(hand_wh: warehouse.Warehouse) -> None:
+    gpt = queries.run(hand_wh, "errors_by_model").to_pylist()[0]
+    assert (gpt["model"], gpt["runs"], gpt["errors"], gpt["timeouts"]) == (GPT, 7, 3, 1)
+    assert gpt["last_error"] == "context length exceeded"
+
+
+def test_compute_time_by_hand(hand_wh: warehouse.Warehouse) -> None:
+    table = queries.run(hand_wh, "compute_time_by_provider")
+    assert [(r["compute"], r["execs"], r["failed"], r["total_s"]) for r in table.to_pylist()] == [
+        ("relay", 2, 0, 6.0),
+        ("e2b", 1, 0, 1.2),
+        ("local", 3, 1, pytest.approx(1.04)),
+    ]
+
+
+def test_daily_active_users_by_hand(hand_wh: warehouse.Warehouse) -> None:
+    table = queries.run(hand_wh, "daily_active_users")
+    assert [(r["day"].day, r["tenant_id"], r["users"]) for r in table.to_pylist()] == [
+        (1, "t1", 2),
+        (1, "t2", 1),
+        (2, "t1", 2),
+        (3, "t1", 2),
+    ]
