@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run test lint format bench bench-overhead notebooks clean
+.PHONY: run test lint format bench bench-overhead bench-queries notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench: $(VENV)/.installed-dev
 
 bench-overhead: $(VENV)/.installed-dev
 	$(BIN)/python bench/overhead.py
+
+bench-queries: $(VENV)/.installed-dev
+	$(BIN)/python bench/queries.py
 
 # Rewrite notebooks/*.ipynb from notebooks/build.py, run on a fresh demo dataset (outputs kept).
 notebooks: $(VENV)/.installed-dev
