@@ -154,6 +154,13 @@ def data_lines(run: Run) -> list[str]:
             f"not event_id, role and content; indexes {indexes}; journal off while loading; "
             f"each connection read-only with {query_sqlite.PRAGMAS_TEXT}"
         )
+        if g is not None:
+            setup = g.probe_s + g.generate_s + g.flush_s + g.compact_s
+            slower = "longer" if s.insert_s + s.index_s > setup else "less"
+            out.append(
+                f"- loading SQLite ({s.insert_s + s.index_s:.0f} s) took {slower} than making the demo "
+                f"warehouse ({setup:.0f} s: probe, generate, flush, compact)"
+            )
     return out
 
 
