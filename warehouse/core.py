@@ -270,7 +270,7 @@ class Warehouse:
         with self._tail_lock:
             self._tail.extend(_TailEntry(r.seq, r.table, now) for r in records)
             self._tail_rows += sum(r.table.num_rows for r in records)
-            self._tail_bytes += sum(r.table.nbytes for r in records)
+            self._tail_bytes += sum(r.nbytes for r in records)
             self._tail_version += 1
             due = self._flush_due_locked()
         if due:

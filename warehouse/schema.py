@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import numbers
 from collections.abc import Mapping, Sequence
@@ -101,9 +100,22 @@ def to_table(events: Events, schema: pa.Schema = SCHEMA) -> pa.Table:
 _SMALL = 32
 
 
-@functools.cache
+_PLAIN: dict[int, tuple[pa.Schema, tuple[dict[str, frozenset[type]], pa.StructType]]] = {}
+
+
 def _plain_kinds(schema: pa.Schema) -> tuple[dict[str, frozenset[type]], pa.StructType]:
-    """Per field, the Python types that need no conversion; and the schema as a struct type."""
+    """Per field, the Python types that need no conversion; and the schema as a struct type.
+
+    Remembered by the schema object's identity: hashing a schema costs more than the lookup saves.
+    """
+    hit = _PLAIN.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    _PLAIN[id(schema)] = (schema, _kinds_of(schema))
+    return _PLAIN[id(schema)][1]
+
+
+def _kinds_of(schema: pa.Schema) -> tuple[dict[str, frozenset[type]], pa.StructType]:
     kinds = {f.name: _fast_kinds(f.type) for f in schema}
     kinds["ts"] = frozenset({dt.datetime})
     return kinds, pa.struct(list(schema))
@@ -147,10 +159,10 @@ def _small_table(rows: Sequence[Any], schema: pa.Schema) -> pa.Table | None:
         plain.append(row)
     rows = plain
     try:
-        columns = pa.Table.from_struct_array(pa.array(rows, type=struct)).columns
+        batch = pa.RecordBatch.from_struct_array(pa.array(rows, type=struct))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return None  # e.g. an integer beyond int64
-    return pa.Table.from_arrays(columns, schema=schema)
+    return pa.Table.from_batches([batch.replace_schema_metadata(schema.metadata)])
 
 
 def _table_from_rows(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:

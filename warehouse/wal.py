@@ -13,7 +13,6 @@ new one starts, so only the newest can have a torn tail.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import struct
@@ -44,6 +43,7 @@ class Record:
     seq: int
     table: pa.Table
     end: int = 0
+    nbytes: int = 0  # about what the table takes in memory
     durable: bool = False
     error: BaseException | None = None
 
@@ -66,7 +66,7 @@ def segment_paths(folder: Path) -> list[Path]:
 
 def encode(table: pa.Table) -> bytes:
     """The IPC stream bytes of one batch."""
-    if table.nbytes < _COMPRESS_FROM:
+    if table.num_rows <= SMALL_ROWS or table.nbytes < _COMPRESS_FROM:
         # The same bytes a stream writer makes (schema, batches, end marker), put together
         # directly: a run's few events are encoded in a tenth of the time.
         batches = b"".join(batch.serialize().to_pybytes() for batch in table.to_batches())
@@ -77,12 +77,19 @@ def encode(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+SMALL_ROWS = 64  # batches this small are never compressed (and their in-memory size is not asked)
 _END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # continuation marker, then a zero length
 
 
-@functools.lru_cache(maxsize=8)
+_SCHEMA_BYTES: dict[int, tuple[pa.Schema, bytes]] = {}
+
+
 def _schema_bytes(schema: pa.Schema) -> bytes:
-    return schema.serialize().to_pybytes()
+    """The schema's IPC message, remembered by the schema object's identity (hashing one is slow)."""
+    hit = _SCHEMA_BYTES.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        hit = _SCHEMA_BYTES[id(schema)] = (schema, schema.serialize().to_pybytes())
+    return hit[1]
 
 
 def _frame(seq: int, payload: bytes) -> bytes:
@@ -195,7 +202,8 @@ class WriteAheadLog:
                 raise StorageError(f"the write-ahead log failed earlier: {self._broken}")
             if self._written >= self._segment_bytes:
                 self._rotate_locked()
-            record = Record(self.next_seq, table)
+            size = len(payload) if table.num_rows <= SMALL_ROWS else table.nbytes  # uncompressed IPC ~ memory
+            record = Record(self.next_seq, table, nbytes=size)
             frame = _frame(record.seq, payload)
             try:
                 view = memoryview(frame)
