@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TextIO
-
 from ingest.demo import DemoSummary
+from ingest.progress import Bar
 
-WIDTH = 24
 
-
-class ProgressBar:
-    """Redraws `demo: [#####...] sessions  events` in place; call it with the running DemoSummary."""
-
-    def __init__(self, stream: TextIO):
-        self.stream = stream
-        self.drawn = False
+class ProgressBar(Bar):
+    """`demo: [#####...] sessions  events`; call it with the running DemoSummary."""
 
     def __call__(self, s: DemoSummary) -> None:
-        bar = "#" * round(s.done / s.planned * WIDTH)
-        self.stream.write(f"\rdemo: [{bar:<{WIDTH}}] {s.done:,}/{s.planned:,} sessions  {s.events:,} events")
-        self.stream.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        """End the bar's line so what follows starts on its own."""
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.draw("demo", s.done / s.planned, f"{s.done:,}/{s.planned:,} sessions  {s.events:,} events")
 
 
 def describe(s: DemoSummary) -> str:

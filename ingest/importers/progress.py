@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TextIO
-
 from ingest.importers.runner import Summary
+from ingest.progress import Bar
 
-WIDTH = 24
 
-
-class ProgressBar:
-    """Redraws `[####....] files  lines  events` in place; call it with the running Summary."""
-
-    def __init__(self, stream: TextIO):
-        self.stream = stream
-        self.drawn = False
+class ProgressBar(Bar):
+    """`claude-code: [####....] files  lines  events`; call it with the running Summary."""
 
     def __call__(self, s: Summary) -> None:
         done = s.files_done / s.files if s.files else 1.0
-        bar = "#" * round(done * WIDTH)
-        text = (
-            f"\r{s.source}: [{bar:<{WIDTH}}] {s.files_done}/{s.files} files  "
-            f"{s.lines:,} lines  {s.events:,} events"
-        )
-        self.stream.write(text)
-        self.stream.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        """End the bar's line so what follows starts on its own."""
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.draw(s.source, done, f"{s.files_done}/{s.files} files  {s.lines:,} lines  {s.events:,} events")
 
 
 def describe(s: Summary) -> str:
