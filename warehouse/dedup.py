@@ -16,8 +16,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from warehouse.schema import SMALL_BATCH
+
 _MAX_RUNS = 6
-_SMALL = 32  # batches up to this size take the plain-Python path of `hash_and_firsts`
 
 
 KEY = ["tenant_id", "event_id"]
@@ -51,7 +52,7 @@ def _tenant_term(tenant: str) -> np.uint64:
 
 def hash_and_firsts(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """`hash_keys`, and a mask that is false for a key seen earlier in the same batch."""
-    if table.num_rows <= _SMALL:
+    if table.num_rows <= SMALL_BATCH:
         # A few events (one run's): plain Python, and the tenant's hash from the cache.
         keys = list(zip(table.column("tenant_id").to_pylist(), table.column("event_id").to_pylist()))
         terms = np.fromiter((_tenant_term(t) for t, _ in keys), np.uint64, len(keys))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import numbers
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -87,7 +87,7 @@ def to_table(events: Events, schema: pa.Schema = SCHEMA) -> pa.Table:
         table = _conform_table(events, schema)
     elif isinstance(events, (str, bytes, Mapping)) or not isinstance(events, Sequence):
         raise ValidationError(0, None, "expected a list of event objects or a pyarrow Table")
-    elif len(events) <= _SMALL and (table := _small_table(events, schema)) is not None:
+    elif len(events) <= SMALL_BATCH and (table := _small_table(events, schema)) is not None:
         return table
     else:
         table = _table_from_rows(events, schema)
@@ -95,27 +95,29 @@ def to_table(events: Events, schema: pa.Schema = SCHEMA) -> pa.Table:
     return table
 
 
-# A run's events come a few at a time: checking a few dicts in Python beats a dozen
-# Arrow kernel calls, so small, plainly typed batches skip the columnar checks.
-_SMALL = 32
+# A run's events come a few at a time: for batches this small, plain Python beats Arrow's
+# kernels (checks here, hashing in dedup.py, encoding in wal.py).
+SMALL_BATCH = 32
+
+T = TypeVar("T")
 
 
-_PLAIN: dict[int, tuple[pa.Schema, tuple[dict[str, frozenset[type]], pa.StructType]]] = {}
+def per_schema(build: Callable[[pa.Schema], T]) -> Callable[[pa.Schema], T]:
+    """Remember `build(schema)` by the schema object's identity: hashing a schema costs more
+    than the lookup saves on the small-batch path."""
+    memo: dict[int, tuple[pa.Schema, T]] = {}
 
-
-def _plain_kinds(schema: pa.Schema) -> tuple[dict[str, frozenset[type]], pa.StructType]:
-    """Per field, the Python types that need no conversion; and the schema as a struct type.
-
-    Remembered by the schema object's identity: hashing a schema costs more than the lookup saves.
-    """
-    hit = _PLAIN.get(id(schema))
-    if hit is not None and hit[0] is schema:
+    def lookup(schema: pa.Schema) -> T:
+        hit = memo.get(id(schema))
+        if hit is None or hit[0] is not schema:  # the schema is kept, so its id is never reused
+            hit = memo[id(schema)] = (schema, build(schema))
         return hit[1]
-    _PLAIN[id(schema)] = (schema, _kinds_of(schema))
-    return _PLAIN[id(schema)][1]
+
+    return lookup
 
 
-def _kinds_of(schema: pa.Schema) -> tuple[dict[str, frozenset[type]], pa.StructType]:
+@per_schema
+def _plain_kinds(schema: pa.Schema) -> tuple[dict[str, frozenset[type]], pa.StructType]:
     kinds = {f.name: _fast_kinds(f.type) for f in schema}
     kinds["ts"] = frozenset({dt.datetime})
     return kinds, pa.struct(list(schema))

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from warehouse.durable import fsync_path
 from warehouse.errors import CorruptLogError, StorageError
+from warehouse.schema import SMALL_BATCH, per_schema
 
 MAGIC = b"CVW1"
 HEADER = struct.Struct("<4sIQI")
@@ -66,7 +67,7 @@ def segment_paths(folder: Path) -> list[Path]:
 
 def encode(table: pa.Table) -> bytes:
     """The IPC stream bytes of one batch."""
-    if table.num_rows <= SMALL_ROWS or table.nbytes < _COMPRESS_FROM:
+    if table.num_rows <= SMALL_BATCH or table.nbytes < _COMPRESS_FROM:
         # The same bytes a stream writer makes (schema, batches, end marker), put together
         # directly: a run's few events are encoded in a tenth of the time.
         batches = b"".join(batch.serialize().to_pybytes() for batch in table.to_batches())
@@ -77,19 +78,13 @@ def encode(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-SMALL_ROWS = 64  # batches this small are never compressed (and their in-memory size is not asked)
 _END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # continuation marker, then a zero length
 
 
-_SCHEMA_BYTES: dict[int, tuple[pa.Schema, bytes]] = {}
-
-
+@per_schema
 def _schema_bytes(schema: pa.Schema) -> bytes:
-    """The schema's IPC message, remembered by the schema object's identity (hashing one is slow)."""
-    hit = _SCHEMA_BYTES.get(id(schema))
-    if hit is None or hit[0] is not schema:
-        hit = _SCHEMA_BYTES[id(schema)] = (schema, schema.serialize().to_pybytes())
-    return hit[1]
+    """The schema's IPC message."""
+    return schema.serialize().to_pybytes()
 
 
 def _frame(seq: int, payload: bytes) -> bytes:
@@ -202,7 +197,7 @@ class WriteAheadLog:
                 raise StorageError(f"the write-ahead log failed earlier: {self._broken}")
             if self._written >= self._segment_bytes:
                 self._rotate_locked()
-            size = len(payload) if table.num_rows <= SMALL_ROWS else table.nbytes  # uncompressed IPC ~ memory
+            size = len(payload) if table.num_rows <= SMALL_BATCH else table.nbytes  # IPC ~ memory
             record = Record(self.next_seq, table, nbytes=size)
             frame = _frame(record.seq, payload)
             try:
