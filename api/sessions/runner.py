@@ -42,6 +42,9 @@ class Run:
     streaming: bool
     started: float
     recorded: asyncio.Task[None]  # the durable write of the turn's start, overlapping the model call
+    # How the run is recorded if it ends before finishing (cancelled by its caller, or a deadline).
+    stop_status: str = "cancelled"
+    stop_reason: str = "client went away"
 
 
 @dataclass
@@ -189,7 +192,7 @@ class Runner:
         finally:
             try:
                 if not finished:  # the caller went away mid-run
-                    failed = self._failed_event(run, attempts, "cancelled", "client went away")
+                    failed = self._failed_event(run, attempts, run.stop_status, run.stop_reason)
                     with contextlib.suppress(Exception):  # a failed start write was reported already
                         await asyncio.shield(self._after_start(run, [failed]))
             finally:
