@@ -95,8 +95,9 @@ class Runner:
         try:
             run_id = new_id("run_")
             common = {"user_id": state.user_id, "run_id": run_id, "harness": state.harness}
-            if state.budget_usd is not None and state.cost_usd >= state.budget_usd:
-                reason = f"session budget of ${state.budget_usd} is spent (${state.cost_usd:.6f})"
+            spent = await self.service.spent(state) if state.budget_usd is not None else 0.0
+            if state.budget_usd is not None and spent >= state.budget_usd:
+                reason = f"session budget of ${state.budget_usd} is spent (${spent:.6f})"
                 await self.store.write(
                     state,
                     [
