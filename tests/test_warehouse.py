@@ -183,9 +183,12 @@ def test_closed_warehouse_refuses_calls(data_dir: Path) -> None:
         wh.append([event()])
 
 
-def test_object_storage_is_refused_clearly() -> None:
-    with pytest.raises(warehouse.WarehouseError, match="object storage is not supported"):
-        warehouse.open("s3://bucket/prefix")
+def test_storage_the_version_cannot_reach_is_refused_clearly() -> None:
+    """s3:// works (tests/test_s3.py); other schemes, or an s3 URL without a bucket, fail at once."""
+    with pytest.raises(warehouse.WarehouseError, match="ftp:// is not a storage this version supports"):
+        warehouse.open("ftp://host/prefix")
+    with pytest.raises(warehouse.WarehouseError, match="expected s3://bucket"):
+        warehouse.open("s3:///prefix")
 
 
 def test_reader_of_a_missing_folder_fails_clearly(tmp_path: Path) -> None:

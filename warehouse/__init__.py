@@ -10,7 +10,6 @@ wh.compact(); wh.close()
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from warehouse.core import AppendResult, CompactResult, FlushPolicy, Warehouse
 from warehouse.errors import (
@@ -25,6 +24,7 @@ from warehouse.errors import (
 )
 from warehouse.ids import new_event_id
 from warehouse.schema import EVENT_TYPES, REQUIRED, SCHEMA, SCHEMA_VERSION
+from warehouse.storage import Location, locate
 
 DEFAULT_DATA = "cerver-data"
 
@@ -38,6 +38,7 @@ __all__ = [
     "CompactResult",
     "CorruptLogError",
     "FlushPolicy",
+    "Location",
     "QueryError",
     "ReadOnlyError",
     "StorageError",
@@ -46,6 +47,7 @@ __all__ = [
     "WarehouseError",
     "WarehouseLocked",
     "default_url",
+    "locate",
     "new_event_id",
     "open",
 ]
@@ -57,17 +59,19 @@ def default_url() -> str:
 
 
 def open(  # noqa: A001 - the module's verb, as in `warehouse.open(...)`
-    url: str | os.PathLike[str] | None = None, *, read_only: bool = False, **options: object
+    url: str | os.PathLike[str] | None = None,
+    *,
+    read_only: bool = False,
+    wal: str | os.PathLike[str] | None = None,
+    **options: object,
 ) -> Warehouse:
-    """Open the warehouse at a folder or `file://` URL; the writer replays its log first.
+    """Open the warehouse at a folder, `file://` or `s3://bucket/prefix` URL; a writer replays its log first.
 
+    The log, its LOCK and WRITER_ID live in the local folder `wal` (default: `$CERVER_WAL`,
+    else the data folder for a local table, else ./cerver-wal); see warehouse/storage.py.
     `read_only=True` opens alongside a running writer (a server, say) and sees every
-    event it has acknowledged. Options: `policy` (a FlushPolicy), `vacuum_grace_s`.
+    event it has acknowledged. Options: `policy` (a FlushPolicy), `vacuum_grace_s`,
+    `auto_compact` (False on all but one of several writers sharing a table).
     """
-    text = os.fspath(url) if url is not None else default_url()
-    if "://" in text and not text.startswith("file://"):
-        raise WarehouseError(
-            f"{text}: object storage is not supported by this version yet; use a local folder"
-        )
-    root = Path(text.removeprefix("file://")).expanduser().absolute()
-    return Warehouse(root, read_only=read_only, **options)  # type: ignore[arg-type]
+    location = locate(url if url is not None else default_url(), wal)
+    return Warehouse(location, read_only=read_only, **options)  # type: ignore[arg-type]

@@ -5,6 +5,10 @@ log and returns once an fsync covers it; the batch then sits in the in-memory ta
 which every query reads beside the table's Parquet files. A background thread
 flushes the tail into the table when it grows too big or too old.
 
+Several writers (API instances), each with its own log, may share one table: a
+writer follows the table's other commits at every flush and once a `refresh_s`,
+so its queries see the table as of then plus its own unflushed tail.
+
 Locks, always taken in this order: `_flush_lock` (one flush or compaction at a
 time), `_write_lock` (dedup and log order), the log's own lock, `_tail_lock`
 (the tail and the table snapshot, swapped together so a reader sees every event
@@ -27,13 +31,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from warehouse import dedup, wal
-from warehouse.compaction import sorted_day
+from warehouse.compaction import compact_day
 from warehouse.errors import ClosedError, CorruptLogError, WarehouseError
 from warehouse.lock import FolderLock
 from warehouse.parts import EMPTY, PartStore, Snapshot
 from warehouse.query import Params, QueryEngine, ReadView, Tables
 from warehouse.sandbox import Answer, Limits, run_confined
 from warehouse.schema import SCHEMA, Events, to_table
+from warehouse.storage import Location, locate
 
 log = logging.getLogger("cerver.warehouse")
 _NO_WRITER = "none"
@@ -47,6 +52,7 @@ class FlushPolicy:
     bytes: int = 256 << 20
     age_s: float = 60.0
     compact_files: int = 64  # compact a day once a flush leaves it with this many files
+    refresh_s: float = 1.0  # follow other writers' commits to the table this often
 
 
 @dataclass(frozen=True)
@@ -80,25 +86,35 @@ class _TailEntry:
 
 
 class Warehouse:
-    """The event table in one data folder. Use `warehouse.open`."""
+    """The event table at a URL, written through a log in a local folder. Use `warehouse.open`.
+
+    `root` is the local folder (LOCK, wal/, and the API's own files); `url` is where the
+    table lives (`<url>/events`). `auto_compact=False` leaves compaction to another writer
+    (or `cerver compact`), for all but one of several instances sharing a table.
+    """
 
     def __init__(
         self,
-        root: Path,
+        root: Path | Location,
         *,
         read_only: bool = False,
         policy: FlushPolicy = FlushPolicy(),
         schema: pa.Schema = SCHEMA,
         vacuum_grace_s: float = 3600.0,
         segment_bytes: int = wal.SEGMENT_BYTES,
+        wal_folder: str | os.PathLike[str] | None = None,
+        auto_compact: bool = True,
     ):
-        self.root = root
+        self.location = root if isinstance(root, Location) else locate(root, wal_folder)
+        self.root = root = self.location.local
+        self.url = self.location.url
         self.read_only = read_only
         self.policy = policy
+        self.auto_compact = auto_compact
         self._schema = schema
         self._vacuum_grace_s = vacuum_grace_s
         self._wal_dir = root / "wal"
-        self._engine = QueryEngine()
+        self._engine = QueryEngine(self.location)
         self._flush_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._tail_lock = threading.Lock()
@@ -116,16 +132,16 @@ class Warehouse:
         self._flush_wanted = threading.Event()
         self.last_flush_error: BaseException | None = None
         if read_only:
-            if not root.is_dir():
-                raise WarehouseError(f"no warehouse at {root}")
-            self._parts = PartStore(str(root / "events"), self._writer_id(create=False))
+            if not self.location.remote and not Path(self.url).is_dir():
+                raise WarehouseError(f"no warehouse at {self.url}")
+            self._parts = PartStore(self.location, self._writer_id(create=False))
             self._refresh()
         else:
             root.mkdir(parents=True, exist_ok=True)
             self._lock = FolderLock(root)
             self._lock.acquire()
             try:
-                self._parts = PartStore(str(root / "events"), self._writer_id(create=True))
+                self._parts = PartStore(self.location, self._writer_id(create=True))
                 self._start_writer(segment_bytes)
             except BaseException:
                 self._engine.close()
@@ -293,16 +309,25 @@ class Warehouse:
 
     def _flush_loop(self) -> None:
         _background_priority()
+        tick = max(0.05, min(1.0, self.policy.age_s / 4, self.policy.refresh_s))
+        followed = time.monotonic()
         while not self._stopping.is_set():
-            self._flush_wanted.wait(timeout=max(0.05, min(1.0, self.policy.age_s / 4)))
+            self._flush_wanted.wait(timeout=tick)
             self._flush_wanted.clear()
             if self._stopping.is_set():
                 return
             with self._tail_lock:
                 due = self._flush_due_locked()
             try:
-                if due and self._flush() and self._most_files_in_a_day() >= self.policy.compact_files:
-                    self._compact()
+                if due:
+                    flushed = self._flush()
+                    followed = time.monotonic()
+                    crowded = flushed and self.auto_compact
+                    if crowded and self._most_files_in_a_day() >= self.policy.compact_files:
+                        self._compact()
+                elif time.monotonic() - followed >= self.policy.refresh_s:
+                    self._follow_table()
+                    followed = time.monotonic()
                 self.last_flush_error = None
             except Exception as exc:  # the log still holds it all; retry later
                 log.exception("flush failed; the events stay in the log and will be retried")
@@ -311,7 +336,32 @@ class Warehouse:
 
     def _most_files_in_a_day(self) -> int:
         with self._flush_lock:
-            return max((len(files) for files in self._parts.partitions().values()), default=0)
+            return max((len(files) for files in self._parts.partitions()[1].values()), default=0)
+
+    def _follow_table(self) -> None:
+        """Adopt other writers' commits (their flushes and compactions) into what queries read."""
+        with self._flush_lock:
+            snap = self._parts.snapshot()
+            if snap == self._snap:
+                return
+            self._adopt_locked(snap)
+        self._engine.warm_sessions(self._read_view())
+
+    def _adopt_locked(self, snap: Snapshot) -> None:
+        """Read `snap` from now on, with the tail after its mark (under `_flush_lock`).
+
+        The mark only moves by our own commits; if it is past the tail's start, a commit of
+        ours landed although it reported a failure, and those records are in the table.
+        """
+        with self._tail_lock:
+            self._snap = snap
+            if self._tail and self._tail[0].seq <= snap.high_water:
+                self._set_tail_locked([e for e in self._tail if e.seq > snap.high_water])
+                landed = True
+            else:
+                landed = False
+        if landed:
+            self._wal.drop_through(snap.high_water)
 
     def flush(self) -> int:
         """Write the tail to the table now; returns the number of events flushed."""
@@ -320,6 +370,7 @@ class Warehouse:
 
     def _flush(self) -> int:
         with self._flush_lock:
+            self._adopt_locked(self._parts.snapshot())  # a commit reported as failed may have landed
             with self._tail_lock:
                 batch = list(self._tail)
             if not batch:
@@ -327,10 +378,7 @@ class Warehouse:
             through = batch[-1].seq
             data = pa.concat_tables([e.table for e in batch], promote_options="default")
             snap = self._parts.append(data, through)
-            with self._tail_lock:
-                self._snap = snap
-                self._set_tail_locked([e for e in self._tail if e.seq > through])
-            self._wal.drop_through(through)
+            self._adopt_locked(snap)
         self._engine.warm_sessions(self._read_view())
         return data.num_rows
 
@@ -341,27 +389,19 @@ class Warehouse:
 
     def _compact(self) -> CompactResult:
         with self._flush_lock:
-            days = self._parts.partitions()
+            version, days = self._parts.partitions()
             before = sum(len(files) for files in days.values())
             compacted = 0
+            schema = self._parts.schema() or self._schema
             for day, files in sorted(days.items()):
                 if len(files) < 2:
                     continue
-                started = time.monotonic()
-                rows = sorted_day(day, [f for f, _ in files], self._parts.schema() or self._schema)
-                snap = self._parts.replace_partition(day, rows)
-                with self._tail_lock:
-                    self._snap = snap
-                compacted += 1
-                log.info(
-                    "compacted %s: %d files, %d events, in %.1fs",
-                    day,
-                    len(files),
-                    sum(rows for _, rows in files),
-                    time.monotonic() - started,
-                )
+                snap = compact_day(self._parts, version, day, files, schema)
+                if snap is not None:
+                    self._adopt_locked(snap)
+                    compacted += 1
             vacuumed = self._parts.vacuum(self._vacuum_grace_s)
-            after = sum(len(files) for files in self._parts.partitions().values())
+            after = sum(len(files) for files in self._parts.partitions()[1].values())
         if compacted:
             self._engine.warm_sessions(self._read_view())
         return CompactResult(compacted, before, after, len(vacuumed))
@@ -375,7 +415,7 @@ class Warehouse:
                 tables = [e.table for e in self._tail] or [self._schema.empty_table()]
                 tail = pa.concat_tables(tables, promote_options="default")
                 self._tail_cache = (version, tail)
-            return ReadView(self._snap.files, self._tail_cache[1], version, self._schema)
+            return ReadView(self._snap.files, self._tail_cache[1], version, self._schema, self.location)
 
     def sql(self, query: str, params: Params = None, *, tables: Tables = None) -> pa.Table:
         """Run one read-only statement over the views; sees every acknowledged event.
@@ -392,6 +432,7 @@ class Warehouse:
         with self._tail_lock:
             return {
                 "root": str(self.root),
+                "url": self.url,
                 "writer": not self.read_only,
                 "table_version": self._snap.version,
                 "files": len(self._snap.files),

@@ -3,6 +3,11 @@
 Every flush is one Delta commit that also records the writer's log high-water mark
 as an application transaction (`txn`), so data and mark land atomically: a log
 replayed after a crash skips exactly what the table already holds.
+
+Several writers (one per API instance, each with its own log and `txn` name) may
+append to one table at once: Delta's optimistic concurrency turns a lost race for
+version N into a retry at N+1 (appends never conflict with each other), and on S3
+the log entry is written with a conditional put, so no commit is ever overwritten.
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake.transaction import AddAction, RemoveAction
 
 from warehouse.durable import fsync_path
 from warehouse.schema import SCHEMA_VERSION
+from warehouse.storage import Location
 
 PARTITION = "date"
 SORT_KEY = [("tenant_id", "ascending"), ("session_id", "ascending"), ("ts", "ascending")]
@@ -41,20 +49,31 @@ class Snapshot:
 EMPTY = Snapshot(version=-1, files=(), high_water=0)
 
 
-class PartStore:
-    """The Delta table at `uri`, seen by one log writer named `app_id`."""
+class Part(NamedTuple):
+    """One live file: its URI, rows, path inside the table and size in bytes."""
 
-    def __init__(self, uri: str, app_id: str):
-        self.uri = uri
+    uri: str
+    rows: int
+    path: str
+    size: int
+
+
+class PartStore:
+    """The Delta table at `location`, seen by one log writer named `app_id`."""
+
+    def __init__(self, location: Location, app_id: str):
+        self.location = location
+        self.uri = location.table_uri
         self.app_id = app_id
+        self._options = location.delta_options()
         self._table: DeltaTable | None = None
 
     def snapshot(self) -> Snapshot:
         """The newest committed version (reloaded only when the log has moved on)."""
         if self._table is None:
-            if not DeltaTable.is_deltatable(self.uri):
+            if not DeltaTable.is_deltatable(self.uri, storage_options=self._options):
                 return EMPTY
-            self._table = DeltaTable(self.uri)
+            self._table = DeltaTable(self.uri, storage_options=self._options)
         else:
             self._table.update_incremental()
         return self._snapshot_of(self._table)
@@ -75,6 +94,7 @@ class PartStore:
             self._table if self._table is not None else self.uri,
             data,
             mode="append",
+            storage_options=None if self._table is not None else self._options,
             partition_by=[PARTITION],
             schema_mode="merge",
             name="cerver_events",
@@ -85,7 +105,7 @@ class PartStore:
         )
         after = self.snapshot()
         self._make_durable(before, after)
-        self._maybe_checkpoint(after)
+        self._maybe_checkpoint(before, after)
         return after
 
     def _commit(self, through_seq: int | None, operation: str) -> CommitProperties:
@@ -93,40 +113,45 @@ class PartStore:
         txns = [] if through_seq is None else [Transaction(self.app_id, through_seq)]
         return CommitProperties(custom_metadata=metadata, app_transactions=txns)
 
-    def partitions(self) -> dict[dt.date, list[tuple[str, int]]]:
-        """Live files by day: (uri, rows) each."""
-        if self.snapshot() is EMPTY:
-            return {}
+    def partitions(self) -> tuple[int, dict[dt.date, list[Part]]]:
+        """The newest version, and its live files by day."""
+        snap = self.snapshot()
+        if snap is EMPTY:
+            return snap.version, {}
         assert self._table is not None
         actions = pa.table(self._table.get_add_actions(flatten=True))
         base = self._table.table_uri.rstrip("/") + "/"
-        out: dict[dt.date, list[tuple[str, int]]] = {}
-        for path, rows, day in zip(
+        out: dict[dt.date, list[Part]] = {}
+        for path, rows, size, day in zip(
             actions.column("path").to_pylist(),
             actions.column("num_records").to_pylist(),
+            actions.column("size_bytes").to_pylist(),
             actions.column(f"partition.{PARTITION}").to_pylist(),
         ):
             uri = path if "://" in path or path.startswith("/") else base + path
-            out.setdefault(day, []).append((uri, rows or 0))
-        return out
+            out.setdefault(day, []).append(Part(uri, rows or 0, path, size))
+        return snap.version, out
 
-    def replace_partition(self, day: dt.date, data: pa.RecordBatchReader) -> Snapshot:
-        """Swap one day's files for `data` (already sorted) in one commit."""
+    def swap_files(self, read_version: int, day: dt.date, old: list[Part], new: list[AddAction]) -> Snapshot:
+        """Replace `old` (live at `read_version`) by `new` in one commit; raises if one was removed since.
+
+        Files other writers added since `read_version` are left alone: the commit names what it
+        removes, so it never drops a file it did not read.
+        """
+        pinned = DeltaTable(self.uri, version=read_version, storage_options=self._options)
         before = self.snapshot()
-        write_deltalake(
-            self._table,
-            data,
-            mode="overwrite",
-            # The predicate is Delta's own expression language, not SQL we run;
-            # `day` is a date object we formatted, never caller input.
-            predicate=f"{PARTITION} = '{day.isoformat()}'",
+        millis = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+        removes = [RemoveAction(p.path, False, millis, p.size, {PARTITION: day.isoformat()}) for p in old]
+        pinned.create_write_transaction(
+            [*new, *removes],
+            mode="append",
+            schema=pinned.schema(),
             partition_by=[PARTITION],
-            writer_properties=_WRITER_PROPERTIES,
-            target_file_size=TARGET_FILE_BYTES,
             commit_properties=self._commit(None, "compact"),
         )
         after = self.snapshot()
         self._make_durable(before, after)
+        self._maybe_checkpoint(before, after)
         return after
 
     def vacuum(self, grace_s: float) -> list[str]:
@@ -148,14 +173,16 @@ class PartStore:
         schema = pa.schema(self._table.schema())
         return schema.remove(schema.get_field_index(PARTITION))
 
-    def _maybe_checkpoint(self, snap: Snapshot) -> None:
-        if snap.version > 0 and snap.version % CHECKPOINT_EVERY == 0 and self._table is not None:
+    def _maybe_checkpoint(self, before: Snapshot, after: Snapshot) -> None:
+        # Other writers commit too: checkpoint whenever our commit crossed a multiple.
+        crossed = before.version // CHECKPOINT_EVERY != after.version // CHECKPOINT_EVERY
+        if after.version > 0 and crossed and self._table is not None:
             self._table.create_checkpoint()
             self._table.cleanup_metadata()  # log entries older than Delta's log retention
 
     def _make_durable(self, before: Snapshot, after: Snapshot) -> None:
         """Fsync what a commit wrote locally, so a power cut cannot undo it."""
-        if "://" in self.uri and not self.uri.startswith("file://"):
+        if self.location.remote:
             return  # object stores are durable once a PUT returns
         paths = [_local(uri) for uri in set(after.files) - set(before.files)]
         log = Path(_local(self.uri)) / "_delta_log" / f"{after.version:020d}.json"

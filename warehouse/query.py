@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from warehouse.errors import QueryError, ReadOnlyError
+from warehouse.storage import Location
 from warehouse.summaries import MACROS_SQL, VIEW_SQL, SessionSummaries
 
 VIEWS_SQL = Path(__file__).with_name("views.sql").read_text()
@@ -33,6 +34,7 @@ class ReadView:
     tail: pa.Table
     tail_version: int
     schema: pa.Schema = field(compare=False)
+    location: Location | None = field(default=None, compare=False)  # where `files` are; None: local
 
 
 @dataclass
@@ -71,11 +73,17 @@ def check_table_names(names: Mapping[str, Any]) -> None:
 
 
 class QueryEngine:
-    """An in-memory DuckDB whose views read a ReadView; one cursor per thread."""
+    """An in-memory DuckDB whose views read a ReadView; one cursor per thread.
 
-    def __init__(self, threads: int | None = None):
+    The table's files are read by URI with `read_parquet` wherever they are: `location`
+    registers the filesystem that reaches them (nothing to do for a local table).
+    """
+
+    def __init__(self, location: Location | None = None, threads: int | None = None):
         config = {"threads": threads} if threads else {}
         self._db = duckdb.connect(":memory:", config=config)
+        if location is not None:
+            location.connect_duckdb(self._db)
         self._db.execute("SET parquet_metadata_cache = true")
         self._db.execute(MACROS_SQL)
         self._summaries = SessionSummaries()

@@ -50,6 +50,7 @@ import pyarrow.dataset as ds
 
 from warehouse.errors import QueryError, ReadOnlyError
 from warehouse.query import VIEWS_SQL, Params, ReadView, Tables, check_table_names
+from warehouse.storage import LOCAL_FILES
 
 ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _DATA = ("_parts", "_tail")  # registered per connection, never in the catalog
@@ -264,8 +265,11 @@ def _tenant_parts(view: ReadView, tenant_id: str) -> ds.Dataset | pa.Table:
     """The tenant's rows of the live files; the filter is part of the dataset, not the SQL."""
     if not view.files:
         return view.schema.empty_table()
-    files = [f.removeprefix("file://") for f in view.files]
-    dataset = ds.dataset(files, schema=view.schema, format="parquet")
+    # pyarrow reads the files (local or in object storage) on the trusted side; the sandboxed
+    # DuckDB has no filesystem of its own to reach them, or the bucket, by any path.
+    location = view.location or LOCAL_FILES
+    files = [location.path_of(f) for f in view.files]
+    dataset = ds.dataset(files, schema=view.schema, format="parquet", filesystem=location.arrow_filesystem())
     return dataset.filter(ds.field("tenant_id") == tenant_id)
 
 
