@@ -115,6 +115,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tenant", default=None, help="tenant of the sessions (default: 'default')")
     _data_arg(demo)
     demo.set_defaults(run=_demo)
+
+    relay = commands.add_parser(
+        "relay",
+        help="serve this machine as compute for your tenant: dial the server and run its sessions' commands",
+        description="Connect to a Cerver server and register as compute (`relay`) for the token's tenant; "
+        'sessions attached with {"provider": "relay", "options": {"name": NAME}} run their commands '
+        "here, in ROOT/<session_id>. Reconnects by itself after a drop. What it does: docs/compute.md.",
+    )
+    relay.add_argument("--server", required=True, help="the server's URL, e.g. http://127.0.0.1:8000")
+    relay.add_argument(
+        "--token",
+        default=os.environ.get("CERVER_RELAY_TOKEN"),
+        help="an API token (default: $CERVER_RELAY_TOKEN)",
+    )
+    relay.add_argument("--name", default=None, help="the relay's name (default: this machine's host name)")
+    relay.add_argument(
+        "--root", default="cerver-relay", help="folder of the workspaces (default: ./cerver-relay)"
+    )
+    relay.set_defaults(run=_relay)
     return parser
 
 
@@ -163,6 +182,30 @@ def _serve(args: argparse.Namespace) -> int:
 
     uvicorn.run(create_app(args.data), host=args.host, port=args.port, access_log=args.access_log)
     return 0
+
+
+def _relay(args: argparse.Namespace) -> int:
+    import asyncio
+    import socket
+    from pathlib import Path
+
+    from api.relay.client import serve
+    from api.relay.hub import NAME
+
+    if not args.token:
+        print("cerver relay: give --token (or set CERVER_RELAY_TOKEN)", file=sys.stderr)
+        return 2
+    name = args.name or socket.gethostname().split(".")[0]
+    if not NAME.match(name):
+        print(
+            f"cerver relay: {name!r} cannot be a relay name (letters, digits, '.', '_', '-')", file=sys.stderr
+        )
+        return 2
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    return asyncio.run(serve(args.server, args.token, name, Path(args.root).absolute(), say))
 
 
 def _sql(args: argparse.Namespace) -> int:

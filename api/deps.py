@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from api.errors import ApiError
 from api.idempotency import IdempotencyCache
+from api.sessions.compute import ComputeService
 from api.sessions.runner import Runner
 from api.sessions.service import SessionService
 
@@ -33,6 +34,10 @@ async def _runner(request: Request) -> Runner:
     return request.app.state.runner
 
 
+async def _compute(request: Request) -> ComputeService:
+    return request.app.state.compute
+
+
 async def _idempotency(request: Request) -> IdempotencyCache:
     return request.app.state.idempotency
 
@@ -41,3 +46,4 @@ TenantDep = Annotated[str, Depends(_tenant)]
 ServiceDep = Annotated[SessionService, Depends(_service)]
 RunnerDep = Annotated[Runner, Depends(_runner)]
 IdempotencyDep = Annotated[IdempotencyCache, Depends(_idempotency)]
+ComputeDep = Annotated[ComputeService, Depends(_compute)]

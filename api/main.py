@@ -13,12 +13,16 @@ from fastapi import FastAPI
 
 import warehouse
 from api import errors
+from api.adapters.compute import ComputeConfig
 from api.adapters.models.litellm_adapter import warm
 from api.auth import DEFAULT_TENANT, TokenStore
 from api.group import GroupWorker
 from api.idempotency import IdempotencyCache
 from api.limits import BodyLimit
+from api.relay.hub import RelayHub
+from api.routes import compute as compute_routes
 from api.routes import events, health, query, sessions, traces
+from api.sessions.compute import ComputeService, workspaces_folder
 from api.sessions.runner import Runner, interrupt_unfinished
 from api.sessions.service import SessionService
 from api.sessions.store import SessionStore
@@ -60,6 +64,9 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
         app.state.ingest = GroupWorker(partial(rest.ingest_many, wh), "cerver-ingest")
         app.state.runner = Runner(app.state.service, settings)
         app.state.idempotency = IdempotencyCache()
+        app.state.compute = ComputeService(
+            app.state.service, ComputeConfig(workspaces_folder(wh.root), hub=RelayHub())
+        )
         await interrupt_unfinished(app.state.service)
         try:
             yield
@@ -77,6 +84,7 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
     )
     app.include_router(health.router)
     app.include_router(sessions.router)
+    app.include_router(compute_routes.router)
     app.include_router(events.router)
     app.include_router(traces.router)
     app.include_router(query.router)

@@ -34,6 +34,10 @@ SELECT model, count(*) AS runs, coalesce(sum(cost_usd), 0) AS cost_usd,
 FROM runs WHERE tenant_id = ? AND session_id = ? AND status <> 'running'
 GROUP BY model ORDER BY cost_usd DESC, model
 """
+_EXECS = """
+SELECT count(*) AS execs, coalesce(sum(latency_ms), 0) / 1000 AS compute_seconds
+FROM events WHERE tenant_id = ? AND session_id = ? AND type = 'compute.exec'
+"""
 _CHILDREN_COST = (
     "SELECT coalesce(sum(cost_usd), 0) AS cost FROM sessions WHERE tenant_id = ? AND parent_session_id = ?"
 )
@@ -216,6 +220,7 @@ class SessionService:
         totals = (await self.store.sql(_RUN_TOTALS, key))[0]
         row = (await self.store.sql(_ROW, key) or [{}])[0]
         children = (await self.store.sql(_CHILDREN_COST, key))[0]["cost"]
+        execs = (await self.store.sql(_EXECS, key))[0]
         return {
             "session_id": session_id,
             "cost_usd": row.get("cost_usd", 0.0),
@@ -226,6 +231,8 @@ class SessionService:
             "latency_ms": {"p50": totals["p50"], "p95": totals["p95"], "max": totals["max"]},
             "ttft_ms": {"p50": totals["ttft_p50"]},
             "by_model": await self.store.sql(_BY_MODEL, key),
+            "execs": execs["execs"],
+            "compute_seconds": execs["compute_seconds"],
             "children_cost_usd": children,
         }
 

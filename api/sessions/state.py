@@ -19,6 +19,7 @@ class SessionState:
     model: str | None = None
     harness: str = "litellm"
     compute: str | None = None
+    compute_options: dict[str, Any] | None = None  # the latest compute.attached's; None until attached
     metadata: dict[str, Any] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
     budget_usd: float | None = None
@@ -57,6 +58,9 @@ class SessionState:
                     setattr(self, key, attrs[key])
         elif kind == "message":
             self.transcript.append(message_of(e, attrs))
+        elif kind == "compute.attached":
+            self.compute = e.get("compute") or attrs.get("provider")
+            self.compute_options = attrs.get("options", {})
         elif kind == "session.closed":
             self.closed_at = e["ts"]
         if e.get("cost_usd") is not None:

@@ -1,0 +1,210 @@
+"""The relay process (`cerver relay`): dials the server, registers, and runs its requests in local workspaces.
+
+Workspaces live under `root/<session_id>` on this machine and are served by the `local`
+adapter's code (same process groups, timeouts, output caps and scrubbed environment: nothing
+of this process's environment, its token included, reaches a command). When the connection
+drops, running commands are killed and the relay dials again with backoff; a refused token
+ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from api.adapters.compute.base import CHUNK, ComputeError, ExecResult
+from api.adapters.compute.local import LocalWorkspace, segment
+from api.relay import protocol
+
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class TokenRefused(Exception):
+    """The server refused the relay's token."""
+
+
+class RelaySession:
+    """One connection's worth of requests, each in its own task."""
+
+    def __init__(self, socket: Any, root: Path):
+        self.socket, self.root = socket, root
+        self._tasks: dict[int, asyncio.Task] = {}
+        self._uploads: dict[int, asyncio.Queue[bytes]] = {}
+        self._send_lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        """Serve requests until the connection closes; then cancel what still runs (killing its commands)."""
+        try:
+            async for frame in self.socket:
+                if isinstance(frame, bytes):
+                    request_id, chunk = protocol.parse_data_frame(frame)
+                    if (queue := self._uploads.get(request_id)) is not None:
+                        queue.put_nowait(chunk)
+                else:
+                    self._start(json.loads(frame))
+        finally:
+            for task in list(self._tasks.values()):
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def _start(self, message: dict[str, Any]) -> None:
+        request_id = message["id"]
+        if message.get("op") == "cancel":
+            if (task := self._tasks.get(request_id)) is not None:
+                task.cancel()
+            return
+        if message.get("op") in ("write_file", "restore"):
+            self._uploads[request_id] = asyncio.Queue()
+        task = asyncio.create_task(self._handle(request_id, message))
+        self._tasks[request_id] = task
+        task.add_done_callback(lambda _: self._forget(request_id))
+
+    def _forget(self, request_id: int) -> None:
+        self._tasks.pop(request_id, None)
+        self._uploads.pop(request_id, None)
+
+    async def _send(self, frame: str | bytes) -> None:
+        async with self._send_lock:
+            await self.socket.send(frame)
+
+    async def _handle(self, request_id: int, message: dict[str, Any]) -> None:
+        try:
+            handler = _OPS.get(message.get("op", ""))
+            if handler is None:
+                raise ComputeError(f"unknown operation {message.get('op')!r}")
+            workspace = LocalWorkspace(self.root / segment(str(message.get("ws", ""))))
+            value = await handler(self, request_id, workspace, message)
+            await self._send(protocol.encode(id=request_id, type="result", value=value))
+        except asyncio.CancelledError:
+            raise
+        except FileNotFoundError as exc:
+            await self._error(request_id, "file_not_found", f"no such file: {exc.filename or exc}")
+        except ComputeError as exc:
+            await self._error(request_id, exc.code, str(exc))
+        except Exception as exc:  # reported to the caller; the relay keeps serving
+            await self._error(request_id, "relay_error", f"{type(exc).__name__}: {exc}")
+
+    async def _error(self, request_id: int, code: str, message: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._send(protocol.encode(id=request_id, type="error", code=code, message=message))
+
+    async def _upload(self, request_id: int) -> AsyncIterator[bytes]:
+        queue = self._uploads[request_id]
+        while chunk := await queue.get():
+            yield chunk
+
+    async def _download(self, request_id: int, chunks: AsyncIterator[bytes]) -> int:
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            await self._send(protocol.data_frame(request_id, chunk))
+        return size
+
+    # --- operations: each returns the result's value -------------------------------------------------
+
+    async def _exec(self, request_id: int, ws: LocalWorkspace, m: dict[str, Any]) -> dict[str, Any]:
+        stdin = base64.b64decode(m["stdin"]) if m.get("stdin") is not None else None
+        result = await ws.exec(m["command"], float(m["timeout_s"]), m.get("env") or {}, stdin)
+        return result.as_json()
+
+    async def _exec_lines(self, request_id: int, ws: LocalWorkspace, m: dict[str, Any]) -> dict[str, Any]:
+        async with contextlib.aclosing(
+            ws.exec_lines(m["command"], float(m["timeout_s"]), m.get("env"))
+        ) as items:
+            async for item in items:
+                if isinstance(item, ExecResult):
+                    return item.as_json()
+                await self._send(protocol.encode(id=request_id, type="line", line=item))
+        raise ComputeError("the command ended without a result")
+
+    async def _write_file(self, request_id: int, ws: LocalWorkspace, m: dict[str, Any]) -> None:
+        data = b"".join([chunk async for chunk in self._upload(request_id)])
+        await ws.write_file(m["path"], data)
+
+    async def _read_file(self, request_id: int, ws: LocalWorkspace, m: dict[str, Any]) -> int:
+        data = await ws.read_file(m["path"])
+        return await self._download(request_id, _split(data))
+
+    async def _snapshot(self, request_id: int, ws: LocalWorkspace, m: dict[str, Any]) -> int:
+        return await self._download(request_id, await ws.snapshot())
+
+    async def _restore(self, request_id: int, ws: LocalWorkspace, m: dict[str, Any]) -> None:
+        await ws.restore(self._upload(request_id))
+
+    async def _stop(self, request_id: int, ws: LocalWorkspace, m: dict[str, Any]) -> None:
+        await ws.stop()
+
+
+Op = Callable[[RelaySession, int, LocalWorkspace, dict[str, Any]], Awaitable[Any]]
+_OPS: dict[str, Op] = {
+    "exec": RelaySession._exec,
+    "exec_lines": RelaySession._exec_lines,
+    "write_file": RelaySession._write_file,
+    "read_file": RelaySession._read_file,
+    "snapshot": RelaySession._snapshot,
+    "restore": RelaySession._restore,
+    "stop": RelaySession._stop,
+}
+
+
+async def _split(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), CHUNK):
+        yield data[start : start + CHUNK]
+
+
+async def connect_once(server: str, token: str, name: str, root: Path, say: Callable[[str], None]) -> None:
+    """One connection: hello, then serve until it closes. TokenRefused when the server says no."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        socket = await connect(
+            protocol.socket_url(server),
+            additional_headers=headers,
+            max_size=protocol.MAX_FRAME,
+            compression=None,  # tarballs are mostly incompressible; deflate would only cost CPU
+            open_timeout=10,
+        )
+    except InvalidStatus as exc:
+        if exc.response.status_code in (401, 403):
+            raise TokenRefused(f"the server refused the token (HTTP {exc.response.status_code})") from None
+        raise
+    async with socket:
+        hello = protocol.encode(type="hello", name=name, root=str(root), version=protocol.VERSION)
+        await socket.send(hello)
+        ready = json.loads(await socket.recv())
+        if ready.get("type") != "ready":
+            raise ConnectionError(f"unexpected answer to hello: {ready}")
+        tenant = ready.get("tenant")
+        say(f"relay {name!r}: connected to {server} as compute for tenant {tenant!r}; workspaces in {root}")
+        await RelaySession(socket, root).run()
+
+
+async def serve(server: str, token: str, name: str, root: Path, say: Callable[[str], None] = print) -> int:
+    """Stay connected: dial again with backoff after every drop. Returns an exit code when it must stop."""
+    from websockets.exceptions import InvalidHandshake, WebSocketException
+
+    root.mkdir(parents=True, exist_ok=True)
+    attempt = 0
+    while True:
+        started = asyncio.get_running_loop().time()
+        try:
+            await connect_once(server, token, name, root, say)
+            reason = "connection closed"
+        except TokenRefused as exc:
+            say(f"relay {name!r}: {exc}; stopping")
+            return 2
+        except (OSError, TimeoutError, ConnectionError, InvalidHandshake, WebSocketException) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+        if asyncio.get_running_loop().time() - started > 10:
+            attempt = 0  # it was up for a while: start the backoff over
+        delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+        attempt += 1
+        say(f"relay {name!r}: {reason}; dialling again in {delay}s")
+        await asyncio.sleep(delay)
