@@ -1,9 +1,9 @@
 """Compacting one day: its Parquet parts read back in (tenant_id, session_id, ts) order and
 written as few large files, which `PartStore.swap_files` then commits in place of the old ones.
 
-The new files are written here, not by a Delta overwrite: the commit names exactly the files
-it removes (those it read) and adds, so it commutes with other writers' appends to the same
-day (they are never removed unread), while two compactions of the same files still conflict.
+The new files are written here and committed from the version whose files were read, so the
+commit removes exactly those: it commutes with other writers' appends to the same day (a file
+is never removed unread), while two compactions of the same files conflict and one gives way.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ log = logging.getLogger("cerver.warehouse")
 def compact_day(
     parts: PartStore, version: int, day: dt.date, files: list[Part], schema: pa.Schema
 ) -> Snapshot | None:
-    """Rewrite `files` (one day's, live at `version`) sorted; the new snapshot, or None if another
-    compaction removed one of them first (this one's files are deleted, the day is left as it is)."""
+    """Rewrite `files` (all of one day's at `version`) sorted; the new snapshot, or None if another
+    compaction removed one of them first (this one's new files are deleted, the day left as it is)."""
     started = time.monotonic()
     location = parts.location
     added = write_day(location, day, sorted_day(location, [f.uri for f in files], schema), schema)
     try:
-        snap = parts.swap_files(version, day, files, added)
+        snap = parts.swap_files(version, day, added)
     except CommitFailedError as exc:
         fs = location.arrow_filesystem()
         for action in added:

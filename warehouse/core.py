@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake.exceptions import CommitFailedError
 
 from warehouse import dedup, wal
 from warehouse.compaction import compact_day
@@ -42,6 +43,7 @@ from warehouse.storage import Location, locate
 
 log = logging.getLogger("cerver.warehouse")
 _NO_WRITER = "none"
+COMMIT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -370,14 +372,23 @@ class Warehouse:
 
     def _flush(self) -> int:
         with self._flush_lock:
-            self._adopt_locked(self._parts.snapshot())  # a commit reported as failed may have landed
-            with self._tail_lock:
-                batch = list(self._tail)
-            if not batch:
-                return 0
-            through = batch[-1].seq
-            data = pa.concat_tables([e.table for e in batch], promote_options="default")
-            snap = self._parts.append(data, through)
+            for attempt in range(1, COMMIT_ATTEMPTS + 1):
+                self._adopt_locked(self._parts.snapshot())  # a commit reported as failed may have landed
+                with self._tail_lock:
+                    batch = list(self._tail)
+                if not batch:
+                    return 0
+                through = batch[-1].seq
+                data = pa.concat_tables([e.table for e in batch], promote_options="default")
+                try:
+                    snap = self._parts.append(data, through)
+                    break
+                except CommitFailedError as exc:
+                    # Appends never conflict with appends (Delta retries those itself); this is
+                    # another writer creating the table or changing its schema first: re-read, retry.
+                    if attempt == COMMIT_ATTEMPTS:
+                        raise
+                    log.info("flush lost a commit race (%s); retrying on the new version", exc)
             self._adopt_locked(snap)
         self._engine.warm_sessions(self._read_view())
         return data.num_rows

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
-from deltalake.transaction import AddAction, RemoveAction
+from deltalake.transaction import AddAction
 
 from warehouse.durable import fsync_path
 from warehouse.schema import SCHEMA_VERSION
@@ -132,21 +132,22 @@ class PartStore:
             out.setdefault(day, []).append(Part(uri, rows or 0, path, size))
         return snap.version, out
 
-    def swap_files(self, read_version: int, day: dt.date, old: list[Part], new: list[AddAction]) -> Snapshot:
-        """Replace `old` (live at `read_version`) by `new` in one commit; raises if one was removed since.
+    def swap_files(self, read_version: int, day: dt.date, new: list[AddAction]) -> Snapshot:
+        """Replace the day's files live at `read_version` by `new` in one commit.
 
-        Files other writers added since `read_version` are left alone: the commit names what it
-        removes, so it never drops a file it did not read.
+        The commit is made from `read_version`, so it removes exactly the files that version
+        held: files other writers added since are left alone (Delta finds no conflict with an
+        append), while a file another commit removed since fails it (Delta's delete-read check).
+        tests/test_shared_table.py holds both.
         """
         pinned = DeltaTable(self.uri, version=read_version, storage_options=self._options)
         before = self.snapshot()
-        millis = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-        removes = [RemoveAction(p.path, False, millis, p.size, {PARTITION: day.isoformat()}) for p in old]
         pinned.create_write_transaction(
-            [*new, *removes],
-            mode="append",
+            new,
+            mode="overwrite",
             schema=pinned.schema(),
             partition_by=[PARTITION],
+            partition_filters=[(PARTITION, "=", day.isoformat())],
             commit_properties=self._commit(None, "compact"),
         )
         after = self.snapshot()
