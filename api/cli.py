@@ -21,6 +21,15 @@ def _data_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _wal_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wal",
+        default=None,
+        help="local folder for the write-ahead log, its LOCK and WRITER_ID: one per instance "
+        "(default: $CERVER_WAL, else the data folder, or ./cerver-wal for s3://)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -32,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arg(serve)
     serve.add_argument("--host", default=os.environ.get("CERVER_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("CERVER_PORT", "8000")))
+    _wal_arg(serve)
+    serve.add_argument(
+        "--no-compact",
+        dest="compact",
+        action="store_false",
+        default=os.environ.get("CERVER_COMPACT", "1").lower() not in ("0", "false", "no"),
+        help="leave compaction to another instance sharing the table (default: $CERVER_COMPACT, else on)",
+    )
     serve.add_argument(
         "--access-log",
         action="store_true",
@@ -90,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compact = commands.add_parser("compact", help="merge each day's Parquet parts into few large files")
     _data_arg(compact)
+    _wal_arg(compact)
     compact.set_defaults(run=_compact)
 
     demo = commands.add_parser(
@@ -179,8 +197,10 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.main import create_app
+    from api.settings import Settings
 
-    uvicorn.run(create_app(args.data), host=args.host, port=args.port, access_log=args.access_log)
+    settings = Settings(data=args.data, wal=args.wal, compact=args.compact)
+    uvicorn.run(create_app(args.data, settings), host=args.host, port=args.port, access_log=args.access_log)
     return 0
 
 
@@ -294,13 +314,11 @@ def _shown(value: Any) -> str:
 
 
 def _create_token(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from api.auth import TokenStore
-    from warehouse import default_url
+    from warehouse import default_url, locate
 
-    try:
-        token = TokenStore(Path(args.data or default_url()).absolute()).create(args.tenant)
+    try:  # tokens live in the local folder: the data folder, or $CERVER_WAL beside an s3:// table
+        token = TokenStore(locate(args.data or default_url()).local).create(args.tenant)
     except ValueError as exc:
         print(f"cerver tokens create: {exc}", file=sys.stderr)
         return 2
@@ -359,7 +377,7 @@ def _compact(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # a line per day compacted
 
-    with warehouse.open(args.data) as wh:
+    with warehouse.open(args.data, wal=args.wal) as wh:
         result = wh.compact()
     print(
         f"compacted {result.partitions} day(s): {result.files_before} -> {result.files_after} files, "

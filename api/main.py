@@ -52,7 +52,7 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        wh = warehouse.open(data)
+        wh = warehouse.open(data, wal=settings.wal, auto_compact=settings.compact)
         app.state.warm = threading.Event()
         threading.Thread(target=_warm, args=(app.state.warm,), name="warm-litellm", daemon=True).start()
         app.state.warehouse = wh

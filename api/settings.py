@@ -34,6 +34,8 @@ class Settings:
     """Limits and timings; each has a CERVER_* variable."""
 
     data: str | None = None
+    wal: str | None = None  # the local log folder; None: $CERVER_WAL, else warehouse.open's default
+    compact: bool = True  # False on all but one of several instances sharing a table
     max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("CERVER_MAX_BODY_BYTES", 1 << 20)))
     model_timeout_s: float = field(default_factory=lambda: _float("CERVER_MODEL_TIMEOUT_S", 120.0))
     max_retries: int = field(default_factory=lambda: int(os.environ.get("CERVER_MODEL_RETRIES", 2)))

@@ -56,6 +56,18 @@ class FlushPolicy:
     compact_files: int = 64  # compact a day once a flush leaves it with this many files
     refresh_s: float = 1.0  # follow other writers' commits to the table this often
 
+    @classmethod
+    def from_env(cls) -> FlushPolicy:
+        """CERVER_FLUSH_ROWS, _FLUSH_BYTES, _FLUSH_AGE_S, _COMPACT_FILES, _REFRESH_S, else the defaults."""
+        env, d = os.environ.get, cls()
+        return cls(
+            rows=int(env("CERVER_FLUSH_ROWS", d.rows)),
+            bytes=int(env("CERVER_FLUSH_BYTES", d.bytes)),
+            age_s=float(env("CERVER_FLUSH_AGE_S", d.age_s)),
+            compact_files=int(env("CERVER_COMPACT_FILES", d.compact_files)),
+            refresh_s=float(env("CERVER_REFRESH_S", d.refresh_s)),
+        )
+
 
 @dataclass(frozen=True)
 class AppendResult:
@@ -100,7 +112,7 @@ class Warehouse:
         root: Path | Location,
         *,
         read_only: bool = False,
-        policy: FlushPolicy = FlushPolicy(),
+        policy: FlushPolicy | None = None,
         schema: pa.Schema = SCHEMA,
         vacuum_grace_s: float = 3600.0,
         segment_bytes: int = wal.SEGMENT_BYTES,
@@ -111,7 +123,7 @@ class Warehouse:
         self.root = root = self.location.local
         self.url = self.location.url
         self.read_only = read_only
-        self.policy = policy
+        self.policy = policy or FlushPolicy.from_env()
         self.auto_compact = auto_compact
         self._schema = schema
         self._vacuum_grace_s = vacuum_grace_s
