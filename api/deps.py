@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from api.errors import ApiError
 from api.idempotency import IdempotencyCache
 from api.sessions.compute import ComputeService
+from api.sessions.fanout import FanOut
 from api.sessions.runner import Runner
 from api.sessions.service import SessionService
 
@@ -34,6 +35,10 @@ async def _runner(request: Request) -> Runner:
     return request.app.state.runner
 
 
+async def _fanout(request: Request) -> FanOut:
+    return request.app.state.fanout
+
+
 async def _compute(request: Request) -> ComputeService:
     return request.app.state.compute
 
@@ -45,5 +50,7 @@ async def _idempotency(request: Request) -> IdempotencyCache:
 TenantDep = Annotated[str, Depends(_tenant)]
 ServiceDep = Annotated[SessionService, Depends(_service)]
 RunnerDep = Annotated[Runner, Depends(_runner)]
+FanOutDep = Annotated[FanOut, Depends(_fanout)]
 IdempotencyDep = Annotated[IdempotencyCache, Depends(_idempotency)]
 ComputeDep = Annotated[ComputeService, Depends(_compute)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]

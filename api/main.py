@@ -21,8 +21,9 @@ from api.idempotency import IdempotencyCache
 from api.limits import BodyLimit
 from api.relay.hub import RelayHub
 from api.routes import compute as compute_routes
-from api.routes import events, health, query, sessions, traces
+from api.routes import events, fanout, health, query, sessions, traces
 from api.sessions.compute import ComputeService, workspaces_folder
+from api.sessions.fanout import FanOut
 from api.sessions.runner import Runner, interrupt_unfinished
 from api.sessions.service import SessionService
 from api.sessions.store import SessionStore
@@ -63,6 +64,7 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
         app.state.service = SessionService(SessionStore(wh))
         app.state.ingest = GroupWorker(partial(rest.ingest_many, wh), "cerver-ingest")
         app.state.runner = Runner(app.state.service, settings)
+        app.state.fanout = FanOut(app.state.service, app.state.runner, settings)
         app.state.idempotency = IdempotencyCache()
         app.state.compute = ComputeService(
             app.state.service, ComputeConfig(workspaces_folder(wh.root), hub=RelayHub())
@@ -84,6 +86,7 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
     )
     app.include_router(health.router)
     app.include_router(sessions.router)
+    app.include_router(fanout.router)
     app.include_router(compute_routes.router)
     app.include_router(events.router)
     app.include_router(traces.router)

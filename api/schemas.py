@@ -67,3 +67,50 @@ class RunLLM(Strict):
         if self.messages is not None and not self.messages:
             raise ValueError("messages is empty")
         return self
+
+
+class Variant(Strict):
+    """One way to answer a spawned prompt: a model, optionally a harness, compute and a label."""
+
+    model: ModelName
+    harness: str | None = None
+    compute: str | None = None
+    label: str | None = Field(default=None, max_length=200)
+
+
+class Judge(Strict):
+    """A model that scores each variant's answer against a rubric."""
+
+    model: ModelName
+    rubric: str = Field(min_length=1, max_length=20_000)
+
+
+class Spawn(Strict):
+    """POST /v2/sessions/{id}/spawn: one prompt, answered by every variant in its own child session."""
+
+    prompt: str = Field(min_length=1)
+    variants: list[Variant] = Field(min_length=1)
+    judge: Judge | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    stream: bool = False
+
+    @model_validator(mode="after")
+    def _real_prompt(self) -> Spawn:
+        if not self.prompt.strip():
+            raise ValueError("prompt is empty")
+        return self
+
+
+class Select(Strict):
+    """POST /v2/sessions/{id}/select: the child whose answer the parent keeps."""
+
+    session_id: Id
+
+
+class Fork(Strict):
+    """POST /v2/sessions/{id}/fork: a new session reading this one's transcript up to a message."""
+
+    at_event_id: Id | None = None
+    metadata: dict[str, Any] | None = None

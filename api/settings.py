@@ -41,3 +41,13 @@ class Settings:
     max_retries: int = field(default_factory=lambda: int(os.environ.get("CERVER_MODEL_RETRIES", 2)))
     backoff_s: float = field(default_factory=lambda: _float("CERVER_BACKOFF_S", 0.25))
     max_backoff_s: float = field(default_factory=lambda: _float("CERVER_MAX_BACKOFF_S", 8.0))
+    max_variants: int = field(default_factory=lambda: int(os.environ.get("CERVER_MAX_VARIANTS", 8)))
+    variant_timeout_s: float = field(default_factory=lambda: _float("CERVER_VARIANT_TIMEOUT_S", 300.0))
+    # What a spawn's budget check assumes a variant writes when the request sets no max_tokens.
+    spawn_output_estimate: int = field(
+        default_factory=lambda: int(os.environ.get("CERVER_SPAWN_OUTPUT_TOKENS", 1024))
+    )
+    # Agent CLI harnesses (claude-code, codex): a turn's process is killed after this long.
+    harness_timeout_s: float = field(default_factory=lambda: _float("CERVER_HARNESS_TIMEOUT_S", 900.0))
+    # Where each session's CLI home lives (outside its workspace); default `<data>/harness-homes`.
+    harness_homes: str | None = field(default_factory=lambda: os.environ.get("CERVER_HARNESS_HOMES"))

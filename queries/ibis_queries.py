@@ -220,6 +220,7 @@ def fanout_comparison(con: BaseBackend, *, parent: str, since: dt.datetime, unti
     """Each fan-out's children side by side, the kept one marked, and the cost trail."""
     spawned = _spawned(con, parent, since, until)
     kept = _kept(con)
+    judged = _judged(con)
     runs = _model_runs(con)
     child_runs = runs.group_by(r_tenant="tenant_id", r_session="session_id").aggregate(
         r_runs=runs.count(), r_latency_ms=runs.latency_ms.sum(), r_status=runs.status.argmax(runs.started_at)
@@ -247,12 +248,16 @@ def fanout_comparison(con: BaseBackend, *, parent: str, since: dt.datetime, unti
             [spawned.tenant_id == child_runs.r_tenant, spawned.child_session_id == child_runs.r_session],
         )
         .left_join(kept, [spawned.tenant_id == kept.k_tenant, spawned.parent_session_id == kept.k_parent])
+        .left_join(
+            judged, [spawned.tenant_id == judged.j_tenant, spawned.child_session_id == judged.j_session]
+        )
     )
     children = j.select(
         "tenant_id",
         "parent_session_id",
         "child_session_id",
         "spawned_at",
+        "label",
         model=ibis.coalesce(j.s_model, j.variant_model),
         harness=ibis.coalesce(j.s_harness, j.variant_harness),
         compute=ibis.coalesce(j.s_compute, j.variant_compute),
@@ -262,6 +267,8 @@ def fanout_comparison(con: BaseBackend, *, parent: str, since: dt.datetime, unti
         tokens=j.s_tokens.fill_null(0),
         cost_usd=j.s_cost_usd.fill_null(0),
         selected=(j.k_winner == j.child_session_id).fill_null(False),
+        judge_score=j.j_score,
+        judge_reason=j.j_reason,
     )
     fanout = ibis.window(group_by=[children.tenant_id, children.parent_session_id])
     children = children.mutate(
@@ -279,6 +286,7 @@ def _spawned(con: BaseBackend, parent: str, since: dt.datetime, until: dt.dateti
         variant_model=attrs["variant"]["model"].str,
         variant_harness=attrs["variant"]["harness"].str,
         variant_compute=attrs["variant"]["compute"].str,
+        label=attrs["label"].str,
     )
     e = e.filter(e.type == "session.spawned", _between(e.ts, since, until))
     if parent:
@@ -287,6 +295,7 @@ def _spawned(con: BaseBackend, parent: str, since: dt.datetime, until: dt.dateti
         variant_model=e.variant_model.argmin(e.ts),
         variant_harness=e.variant_harness.argmin(e.ts),
         variant_compute=e.variant_compute.argmin(e.ts),
+        label=e.label.argmin(e.ts),
         spawned_at=e.ts.min(),
     )
 
@@ -295,6 +304,17 @@ def _kept(con: BaseBackend) -> ir.Table:
     e = con.table("events")
     e = e.mutate(winner=e.attrs.cast("json")["child_session_id"].str).filter(e.type == "session.selected")
     return e.group_by(k_tenant="tenant_id", k_parent="session_id").aggregate(k_winner=e.winner.argmax(e.ts))
+
+
+def _judged(con: BaseBackend) -> ir.Table:
+    """The judge's latest verdict on each child: a session.updated with attrs.judge."""
+    e = con.table("events")
+    verdict = e.attrs.cast("json")["judge"]
+    e = e.mutate(score=verdict["score"].float, reason=verdict["reason"].str)
+    e = e.filter(e.type == "session.updated", e.score.notnull())
+    return e.group_by(j_tenant="tenant_id", j_session="session_id").aggregate(
+        j_score=e.score.argmax(e.ts), j_reason=e.reason.argmax(e.ts)
+    )
 
 
 def what_if_cost(

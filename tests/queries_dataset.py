@@ -125,9 +125,21 @@ class Workload:
             attrs={"command": "pytest -q", "exit_code": exit_code},
         )
 
-    def spawn(self, parent: Session, child_id: str, *, model: str, harness: str, compute: str) -> Session:
+    def spawn(
+        self,
+        parent: Session,
+        child_id: str,
+        *,
+        model: str,
+        harness: str,
+        compute: str,
+        label: str | None = None,
+    ) -> Session:
         variant = {"model": model, "harness": harness, "compute": compute}
-        self._add(parent, "session.spawned", attrs={"child_session_id": child_id, "variant": variant})
+        attrs = {"child_session_id": child_id, "variant": variant}
+        if label is not None:
+            attrs["label"] = label
+        self._add(parent, "session.spawned", attrs=attrs)
         at = self._clocks[parent.session_id]
         child = self.session(
             parent.tenant_id,
@@ -143,6 +155,10 @@ class Workload:
 
     def select(self, parent: Session, child_id: str) -> None:
         self._add(parent, "session.selected", attrs={"child_session_id": child_id})
+
+    def judge(self, child: Session, score: float, reason: str) -> None:
+        verdict = {"score": score, "reason": reason}
+        self._add(child, "session.updated", attrs={"judge": verdict, "changed": ["judge"]})
 
 
 def build() -> list[dict[str, Any]]:
@@ -177,13 +193,15 @@ def build() -> list[dict[str, Any]]:
     w.exec(s3, "relay", 3500.0)
 
     p1 = w.session("t1", "u2", "p1", DAY3, harness="litellm", model=SONNET)
-    c1 = w.spawn(p1, "c1", model=OPUS, harness="claude-code", compute="e2b")
-    c2 = w.spawn(p1, "c2", model=SONNET, harness="litellm", compute="relay")
+    c1 = w.spawn(p1, "c1", model=OPUS, harness="claude-code", compute="e2b", label="deep")
+    c2 = w.spawn(p1, "c2", model=SONNET, harness="litellm", compute="relay", label="fast")
     c3 = w.spawn(p1, "c3", model=GPT, harness="codex", compute="local")
     w.run(c1, OPUS, latency_ms=4000.0, ttft_ms=800.0, tokens=(2000, 1000, 0, 0), cost_usd=0.2)
     w.exec(c1, "e2b", 1200.0)
     w.run(c2, SONNET, latency_ms=2500.0, ttft_ms=500.0, tokens=(2000, 900, 0, 0), cost_usd=0.03)
     w.run(c3, GPT, status="error", latency_ms=100.0, error="context length exceeded")
+    w.judge(c1, 6, "thorough but slow")
+    w.judge(c2, 7.5, "right and quick")
     w.select(p1, "c2")
 
     p2 = w.session("t1", "u3", "p2", DAY3, harness="litellm", model=SONNET)

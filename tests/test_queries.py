@@ -351,9 +351,26 @@ def _fanouts(ev: pl.DataFrame, runs: pl.DataFrame, sessions: pl.DataFrame) -> pl
     parent = ["tenant_id", "parent_session_id"]
     spawned = (
         ev.filter(pl.col("type") == "session.spawned")
-        .select("tenant_id", parent_session_id="session_id", child_session_id=child, spawned_at="ts")
+        .select(
+            "tenant_id",
+            parent_session_id="session_id",
+            child_session_id=child,
+            spawned_at="ts",
+            label=pl.col("attrs").str.json_path_match("$.label"),
+        )
         .group_by(*parent, "child_session_id")
-        .agg(pl.col("spawned_at").min())
+        .agg(pl.col("label").sort_by("spawned_at").first(), pl.col("spawned_at").min())
+    )
+    verdict = pl.col("attrs").str.json_path_match
+    judged = (
+        ev.filter(pl.col("type") == "session.updated", verdict("$.judge.score").is_not_null())
+        .sort("ts")
+        .group_by("tenant_id", "session_id")
+        .agg(
+            judge_score=verdict("$.judge.score").cast(pl.Float64).last(),
+            judge_reason=verdict("$.judge.reason").last(),
+        )
+        .rename({"session_id": "child_session_id"})
     )
     kept = (
         ev.filter(pl.col("type") == "session.selected")
@@ -383,6 +400,7 @@ def _fanouts(ev: pl.DataFrame, runs: pl.DataFrame, sessions: pl.DataFrame) -> pl
             how="left",
         )
         .join(kept, on=parent, how="left")
+        .join(judged, on=["tenant_id", "child_session_id"], how="left")
         .with_columns(selected=(pl.col("winner") == pl.col("child_session_id")).fill_null(False))
         .with_columns(
             children_cost_usd=pl.col("cost_usd").sum().over(parent),
@@ -395,6 +413,7 @@ def _fanouts(ev: pl.DataFrame, runs: pl.DataFrame, sessions: pl.DataFrame) -> pl
             *parent,
             "child_session_id",
             "spawned_at",
+            "label",
             "model",
             "harness",
             "compute",
@@ -404,6 +423,8 @@ def _fanouts(ev: pl.DataFrame, runs: pl.DataFrame, sessions: pl.DataFrame) -> pl
             "tokens",
             "cost_usd",
             "selected",
+            "judge_score",
+            "judge_reason",
             "children_cost_usd",
             "selected_cost_usd",
         )
@@ -427,6 +448,11 @@ def test_fanout_by_hand(hand_wh: warehouse.Warehouse) -> None:
         ("c1", OPUS, "ok", False),
         ("c2", SONNET, "ok", True),
         ("c3", GPT, "error", False),
+    ]
+    assert [(r["label"], r["judge_score"], r["judge_reason"]) for r in rows] == [
+        ("deep", 6.0, "thorough but slow"),
+        ("fast", 7.5, "right and quick"),
+        (None, None, None),
     ]
     assert [(r["children_cost_usd"], r["selected_cost_usd"]) for r in rows] == [
         (pytest.approx(0.23), 0.03)

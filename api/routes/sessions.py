@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
 import warehouse
-from api.deps import IdempotencyDep, RunnerDep, ServiceDep, TenantDep
+from api.deps import IdempotencyDep, IdempotencyKey, RunnerDep, ServiceDep, TenantDep
 from api.errors import ApiError
+from api.routes.streams import event_stream, frame, idempotent, refuse_replay
 from api.schemas import CreateSession, RunLLM, UpdateSession
 from api.sessions.runner import Outcome, Run, Runner
 
 router = APIRouter(prefix="/v2/sessions", tags=["sessions"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 @router.post("", status_code=201)
@@ -34,8 +33,7 @@ async def create_session(
         view, created = await service.create(tenant, body)
         return (201 if created else 200), view
 
-    status, answer = await idem.answer(tenant, key, ["create", body.model_dump()], produce)
-    return JSONResponse(answer, status)
+    return await idempotent(idem, tenant, key, ["create", body.model_dump()], produce)
 
 
 @router.get("")
@@ -84,8 +82,7 @@ async def close_session(
     async def produce() -> tuple[int, Any]:
         return 200, await service.close(tenant, session_id)
 
-    status, answer = await idem.answer(tenant, key, ["close", session_id], produce)
-    return JSONResponse(answer, status)
+    return await idempotent(idem, tenant, key, ["close", session_id], produce)
 
 
 @router.get("/{session_id}/metrics")
@@ -105,14 +102,8 @@ async def run_llm(
 ) -> JSONResponse | StreamingResponse:
     """One turn: the transcript plus the new message to the model; JSON, or SSE with `stream`."""
     if body.stream:
-        if key is not None:
-            raise ApiError(400, "invalid_request", "Idempotency-Key is for non-streaming requests")
-        run = await runner.start(tenant, session_id, body)
-        return StreamingResponse(
-            _sse(runner, run),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        refuse_replay(key)
+        return event_stream(_sse(runner, await runner.start(tenant, session_id, body)))
 
     async def produce() -> tuple[int, Any]:
         run = await runner.start(tenant, session_id, body)
@@ -122,8 +113,7 @@ async def run_llm(
                     return 200, item.as_json()
         raise AssertionError("a run ends with an outcome or an error")
 
-    status, answer = await idem.answer(tenant, key, ["run-llm", session_id, body.model_dump()], produce)
-    return JSONResponse(answer, status)
+    return await idempotent(idem, tenant, key, ["run-llm", session_id, body.model_dump()], produce)
 
 
 async def _sse(runner: Runner, run: Run) -> AsyncIterator[str]:
@@ -131,14 +121,10 @@ async def _sse(runner: Runner, run: Run) -> AsyncIterator[str]:
         async with contextlib.aclosing(runner.execute(run)) as items:
             async for item in items:
                 if isinstance(item, Outcome):
-                    yield _frame("done", item.as_json())
+                    yield frame("done", item.as_json())
                 else:
-                    yield _frame("delta", {"text": item})
+                    yield frame("delta", {"text": item})
     except ApiError as exc:
-        yield _frame("error", {"error": {"code": exc.code, "message": exc.message}, "status": exc.status})
+        yield frame("error", {"error": {"code": exc.code, "message": exc.message}, "status": exc.status})
     except warehouse.StorageError as exc:
-        yield _frame("error", {"error": {"code": "storage_unavailable", "message": str(exc)}, "status": 503})
-
-
-def _frame(kind: str, data: dict[str, Any]) -> str:
-    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+        yield frame("error", {"error": {"code": "storage_unavailable", "message": str(exc)}, "status": 503})

@@ -9,6 +9,7 @@ import hashlib
 import json
 from typing import Any
 
+from api.adapters.harness import NAMES, HarnessUnavailable, UnknownHarness, harness_for
 from api.adapters.models import UnknownModel, adapter_for
 from api.errors import ApiError, not_found
 from api.schemas import CreateSession, UpdateSession
@@ -17,7 +18,7 @@ from api.sessions.state import SessionState
 from api.sessions.store import SessionStore
 from api.settings import default_model
 
-HARNESSES = ("litellm",)
+HARNESSES = NAMES
 
 _ROW = "SELECT * FROM sessions WHERE tenant_id = ? AND session_id = ?"
 _RUN_TOTALS = """
@@ -33,6 +34,10 @@ SELECT model, count(*) AS runs, coalesce(sum(cost_usd), 0) AS cost_usd,
        quantile_cont(latency_ms, 0.5) AS latency_p50_ms
 FROM runs WHERE tenant_id = ? AND session_id = ? AND status <> 'running'
 GROUP BY model ORDER BY cost_usd DESC, model
+"""
+_CHILDREN = """
+SELECT session_id, model, harness, status, coalesce(cost_usd, 0) AS cost_usd, created_at
+FROM sessions WHERE tenant_id = ? AND parent_session_id = ? ORDER BY created_at, session_id
 """
 _EXECS = """
 SELECT count(*) AS execs, coalesce(sum(latency_ms), 0) / 1000 AS compute_seconds
@@ -65,12 +70,16 @@ def check_model(model: str) -> None:
         raise ApiError(422, "unknown_model", str(exc)) from None
 
 
-def check_harness(harness: str) -> None:
-    """422 for a harness this server cannot run."""
-    if harness not in HARNESSES:
-        raise ApiError(
-            422, "unknown_harness", f"unknown harness {harness!r}; available: {', '.join(HARNESSES)}"
-        )
+def check_harness(harness: str, model: str | None = None) -> None:
+    """422 for a harness this server cannot run (unknown, CLI not installed) or a model it cannot drive."""
+    try:
+        harness_for(harness).check(model)
+    except UnknownHarness as exc:
+        raise ApiError(422, "unknown_harness", str(exc)) from None
+    except HarnessUnavailable as exc:
+        raise ApiError(422, "harness_unavailable", str(exc)) from None
+    except UnknownModel as exc:
+        raise ApiError(422, "unknown_model", str(exc)) from None
 
 
 class SessionService:
@@ -98,7 +107,7 @@ class SessionService:
         """Create a session (or return the one created by the same request). Returns (view, created)."""
         model = body.model or default_model()
         check_model(model)
-        check_harness(body.harness)
+        check_harness(body.harness, model)
         for fallback in body.fallbacks:
             check_model(fallback)
         print_ = fingerprint(body)
@@ -138,6 +147,7 @@ class SessionService:
             "session_id": session_id,
             "status": row.get("status", "closed" if state.closed else "ready"),
             "user_id": state.user_id,
+            "parent_session_id": state.parent_session_id,
             **state.config(),
             "created_at": _iso(state.created_at),
             "closed_at": _iso(state.closed_at),
@@ -146,7 +156,37 @@ class SessionService:
             "runs": row.get("runs", 0),
             "cost_usd": row.get("cost_usd", 0.0),
             "transcript": state.transcript,
+            "message_ids": state.message_ids,
+            "children": await self.children(state),
         }
+
+    async def children(self, state: SessionState) -> list[dict[str, Any]]:
+        """The session's spawned and forked children, oldest first, with their cost and the kept ones."""
+        rows = await self.store.sql(_CHILDREN, [state.tenant_id, state.session_id])
+        kept = set(state.selected.values())
+        out = []
+        for row in rows:
+            made = state.children.get(row["session_id"], {})
+            out.append(
+                {
+                    "session_id": row["session_id"],
+                    "kind": "spawn" if made else "fork",
+                    "spawn_id": made.get("spawn_id"),
+                    "label": made.get("label"),
+                    "model": row["model"],
+                    "harness": row["harness"],
+                    "status": row["status"],
+                    "cost_usd": row["cost_usd"],
+                    "selected": row["session_id"] in kept,
+                    "created_at": _iso(row["created_at"]),
+                }
+            )
+        return out
+
+    async def spent(self, state: SessionState) -> float:
+        """What counts against the session's budget: its own runs and its children's."""
+        rows = await self.store.sql(_CHILDREN_COST, [state.tenant_id, state.session_id])
+        return state.cost_usd + rows[0]["cost"]
 
     async def list(
         self, tenant_id: str, filters: dict[str, Any], limit: int, cursor: str | None
@@ -180,8 +220,8 @@ class SessionService:
         state = await self.writable(tenant_id, session_id)
         if body.model is not None:
             check_model(body.model)
-        if body.harness is not None:
-            check_harness(body.harness)
+        if body.harness is not None or body.model is not None:
+            check_harness(body.harness or state.harness, body.model or state.model)
         for fallback in body.fallbacks or []:
             check_model(fallback)
         changes = body.model_dump(exclude_unset=True)
@@ -214,16 +254,18 @@ class SessionService:
         return await self.read(tenant_id, session_id)
 
     async def metrics(self, tenant_id: str, session_id: str) -> dict[str, Any]:
-        """Cost, tokens, latency and a by-model breakdown, from the warehouse's views."""
-        await self.session(tenant_id, session_id)
+        """Cost, tokens, latency, a by-model breakdown and the children's cost trail, from the views."""
+        state = await self.session(tenant_id, session_id)
         key = [tenant_id, session_id]
         totals = (await self.store.sql(_RUN_TOTALS, key))[0]
         row = (await self.store.sql(_ROW, key) or [{}])[0]
-        children = (await self.store.sql(_CHILDREN_COST, key))[0]["cost"]
+        trail = await self.children(state)
+        children = sum(child["cost_usd"] for child in trail)
+        own = row.get("cost_usd", 0.0)
         execs = (await self.store.sql(_EXECS, key))[0]
         return {
             "session_id": session_id,
-            "cost_usd": row.get("cost_usd", 0.0),
+            "cost_usd": own,
             "input_tokens": row.get("input_tokens", 0),
             "output_tokens": row.get("output_tokens", 0),
             "runs": totals["runs"],
@@ -234,6 +276,8 @@ class SessionService:
             "execs": execs["execs"],
             "compute_seconds": execs["compute_seconds"],
             "children_cost_usd": children,
+            "total_cost_usd": (own or 0.0) + children,
+            "cost_trail": trail,
         }
 
 

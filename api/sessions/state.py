@@ -24,16 +24,51 @@ class SessionState:
     fallbacks: list[str] = field(default_factory=list)
     budget_usd: float | None = None
     fingerprint: str | None = None
+    fork: dict[str, Any] | None = None  # session.created's `fork`: session_id, messages, at_event_id
     created_at: dt.datetime | None = None
     closed_at: dt.datetime | None = None
-    transcript: list[dict[str, Any]] = field(default_factory=list)
     cost_usd: float = 0.0
+    # Copy on write: a fork or spawned child reads the first `base_len` messages of `base`
+    # (append-only, so that prefix never changes) and keeps only its own messages.
+    parent_session_id: str | None = None
+    base: SessionState | None = field(default=None, repr=False)
+    base_len: int = 0
+    own: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    own_ids: list[str] = field(default_factory=list, repr=False)
+    spawn: dict[str, Any] | None = None  # on a spawned child: spawn_id, label, variant index
+    children: dict[str, dict[str, Any]] = field(default_factory=dict)  # child id → how it was made
+    selected: dict[str, str] = field(default_factory=dict)  # spawn_id (or fork's id) → the kept child
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
 
     @property
     def closed(self) -> bool:
         """Closed sessions refuse writes."""
         return self.closed_at is not None
+
+    @property
+    def transcript(self) -> list[dict[str, Any]]:
+        """The whole conversation: the forked-from prefix, then this session's own messages."""
+        if self.base is None:
+            return list(self.own)
+        return self.base.transcript[: self.base_len] + self.own
+
+    @property
+    def message_ids(self) -> list[str]:
+        """The event id of each transcript message, in the same order."""
+        if self.base is None:
+            return list(self.own_ids)
+        return self.base.message_ids[: self.base_len] + self.own_ids
+
+    @property
+    def length(self) -> int:
+        """How many messages the transcript has (without building it)."""
+        return self.base_len + len(self.own)
+
+    @property
+    def fork_of(self) -> str | None:
+        """The session whose transcript prefix this one reads, if it was forked or spawned."""
+        fork = self.fork
+        return fork["session_id"] if fork else None
 
     def apply(self, e: dict[str, Any]) -> None:
         """Fold one event into the state."""
@@ -50,6 +85,10 @@ class SessionState:
             self.fallbacks = attrs.get("fallbacks", [])
             self.budget_usd = attrs.get("budget_usd")
             self.fingerprint = attrs.get("fingerprint")
+            self.parent_session_id = e.get("parent_session_id")
+            self.fork = attrs.get("fork")
+            self.base_len = self.fork["messages"] if self.fork else 0
+            self.spawn = attrs.get("spawn")
         elif kind == "session.updated":
             self.model = e.get("model") or self.model
             self.harness = e.get("harness") or self.harness
@@ -57,7 +96,16 @@ class SessionState:
                 if key in attrs:
                     setattr(self, key, attrs[key])
         elif kind == "message":
-            self.transcript.append(message_of(e, attrs))
+            self.own.append(message_of(e, attrs))
+            self.own_ids.append(e["event_id"])
+        elif kind == "session.spawned":
+            child = attrs.get("child_session_id")
+            if child:
+                self.children[child] = {k: v for k, v in attrs.items() if k != "child_session_id"}
+        elif kind == "session.selected":
+            child = attrs.get("child_session_id")
+            if child:
+                self.selected[attrs.get("spawn_id") or child] = child
         elif kind == "compute.attached":
             self.compute = e.get("compute") or attrs.get("provider")
             self.compute_options = attrs.get("options", {})

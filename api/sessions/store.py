@@ -32,16 +32,22 @@ class SessionStore:
             self._cache.move_to_end(key)
             return state
         async with self._loading:
-            if (state := self._cache.get(key)) is not None:
-                return state
-            rows = await run_in_threadpool(self._events, tenant_id, session_id)
-            if not rows:
-                return None
-            state = SessionState(tenant_id, session_id)
-            for row in rows:
-                state.apply(row)
-            self._remember(state)
+            return await self._load(tenant_id, session_id)
+
+    async def _load(self, tenant_id: str, session_id: str) -> SessionState | None:
+        """Rebuild a state from its events, and the sessions it was forked from (under `_loading`)."""
+        if (state := self._cache.get((tenant_id, session_id))) is not None:
             return state
+        rows = await run_in_threadpool(self._events, tenant_id, session_id)
+        if not rows:
+            return None
+        state = SessionState(tenant_id, session_id)
+        for row in rows:
+            state.apply(row)
+        if (parent := state.fork_of) is not None:
+            state.base = await self._load(tenant_id, parent)  # shared, never copied
+        self._remember(state)
+        return state
 
     def _events(self, tenant_id: str, session_id: str) -> list[dict[str, Any]]:
         return self.wh.sql(_EVENTS_OF_SESSION, [tenant_id, session_id]).to_pylist()
@@ -62,10 +68,22 @@ class SessionStore:
 
     async def write(self, state: SessionState, events: list[dict[str, Any]]) -> None:
         """Append the events durably, then fold them into the cached state."""
-        await self.writer.append(events)
-        for e in events:
-            state.apply(e)
-        self._remember(state)
+        await self.write_many([(state, events)])
+
+    async def write_many(self, changes: list[tuple[SessionState, list[dict[str, Any]]]]) -> None:
+        """Append several sessions' events in one durable append, then fold each into its state.
+
+        Every event of a forked or spawned session carries its parent's id, as the created one does.
+        """
+        for state, events in changes:
+            if state.parent_session_id is not None:
+                for e in events:
+                    e.setdefault("parent_session_id", state.parent_session_id)
+        await self.writer.append([e for _, events in changes for e in events])
+        for state, events in changes:
+            for e in events:
+                state.apply(e)
+            self._remember(state)
 
     def close(self) -> None:
         """Finish queued writes."""

@@ -6,6 +6,7 @@
 -- session.selected. A child's model, harness and compute are its session's (else the variant
 -- it was spawned with); runs, latency and status are its model runs' (status: the latest run's).
 -- children_cost_usd is what the whole fan-out cost, selected_cost_usd the winner's share of it.
+-- judge_score and judge_reason: the judge's verdict on the child (the latest session.updated with attrs.judge).
 WITH spawned AS (
     SELECT
         tenant_id,
@@ -14,6 +15,7 @@ WITH spawned AS (
         arg_min(json_extract_string(attrs, '$.variant.model'), ts) AS variant_model,
         arg_min(json_extract_string(attrs, '$.variant.harness'), ts) AS variant_harness,
         arg_min(json_extract_string(attrs, '$.variant.compute'), ts) AS variant_compute,
+        arg_min(json_extract_string(attrs, '$.label'), ts) AS label,
         min(ts) AS spawned_at
     FROM events
     WHERE type = 'session.spawned'
@@ -28,6 +30,16 @@ kept AS (
         arg_max(json_extract_string(attrs, '$.child_session_id'), ts) AS child_session_id
     FROM events
     WHERE type = 'session.selected'
+    GROUP BY tenant_id, session_id
+),
+judged AS (
+    SELECT
+        tenant_id,
+        session_id AS child_session_id,
+        arg_max(CAST(json_extract(attrs, '$.judge.score') AS DOUBLE), ts) AS judge_score,
+        arg_max(json_extract_string(attrs, '$.judge.reason'), ts) AS judge_reason
+    FROM events
+    WHERE type = 'session.updated' AND json_extract(attrs, '$.judge.score') IS NOT NULL
     GROUP BY tenant_id, session_id
 ),
 child_runs AS (
@@ -47,6 +59,7 @@ children AS (
         sp.parent_session_id,
         sp.child_session_id,
         sp.spawned_at,
+        sp.label,
         coalesce(s.model, sp.variant_model) AS model,
         coalesce(s.harness, sp.variant_harness) AS harness,
         coalesce(s.compute, sp.variant_compute) AS compute,
@@ -55,7 +68,9 @@ children AS (
         r.latency_ms,
         coalesce(s.tokens, 0) AS tokens,
         coalesce(s.cost_usd, 0) AS cost_usd,
-        coalesce(k.child_session_id = sp.child_session_id, false) AS selected
+        coalesce(k.child_session_id = sp.child_session_id, false) AS selected,
+        j.judge_score,
+        j.judge_reason
     FROM spawned AS sp
     LEFT JOIN sessions AS s
         ON s.tenant_id = sp.tenant_id AND s.session_id = sp.child_session_id
@@ -63,6 +78,8 @@ children AS (
         ON r.tenant_id = sp.tenant_id AND r.session_id = sp.child_session_id
     LEFT JOIN kept AS k
         ON k.tenant_id = sp.tenant_id AND k.parent_session_id = sp.parent_session_id
+    LEFT JOIN judged AS j
+        ON j.tenant_id = sp.tenant_id AND j.child_session_id = sp.child_session_id
 )
 SELECT
     *,
