@@ -100,7 +100,7 @@ def test_a_session_keeps_its_files_and_transcript_across_a_move(world: dict[str,
     attached = _attach(acme, sid, "local")
     assert (attached["compute"], attached["from"], attached["moved_files"]) == ("local", None, 0)
     made = _exec(acme, sid, "echo kept > note.txt && mkdir -p d && head -c 200000 /dev/urandom > d/blob")
-    assert made["exit_code"] == 0 and made["run_id"].startswith("exec_")
+    assert made["exit_code"] == 0 and made["exec_id"].startswith("exec_")
     assert (data / "workspaces" / "acme" / sid / "note.txt").read_text() == "kept\n"
     assert acme.post(f"/v2/sessions/{sid}/run-llm", json={"prompt": "before the move"}).status_code == 200
 
@@ -134,8 +134,11 @@ def test_a_session_keeps_its_files_and_transcript_across_a_move(world: dict[str,
     ]
     execs = _events(acme, sid, "compute.exec")
     assert [e["compute"] for e in execs] == ["local", "relay"] and all(e["status"] == "ok" for e in execs)
-    assert [e["run_id"] for e in execs] == [made["run_id"], there["run_id"]]
+    assert [json.loads(e["attrs"])["exec_id"] for e in execs] == [made["exec_id"], there["exec_id"]]
+    assert all(e["run_id"] is None for e in execs), "a standalone exec is not a model run"
     assert json.loads(execs[0]["attrs"])["command"].startswith("echo kept")
+    runs = _rows(acme, "SELECT count(*) AS n FROM runs WHERE session_id = ?", [sid])
+    assert runs == [{"n": 2}] and metrics["runs"] == 2
     assert metrics["compute_seconds"] == pytest.approx(sum(e["latency_ms"] for e in execs) / 1000)
 
 

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 class TokenRefused(Exception):
     """The server refused the relay's token."""
+
+
+class Replaced(Exception):
+    """Another relay connected under this name: dialling again would only push it off in turn."""
 
 
 class RelaySession:
@@ -160,7 +165,7 @@ async def _split(data: bytes) -> AsyncIterator[bytes]:
 async def connect_once(server: str, token: str, name: str, root: Path, say: Callable[[str], None]) -> None:
     """One connection: hello, then serve until it closes. TokenRefused when the server says no."""
     from websockets.asyncio.client import connect
-    from websockets.exceptions import InvalidStatus
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     headers = {"Authorization": f"Bearer {token}"}
     try:
@@ -183,11 +188,30 @@ async def connect_once(server: str, token: str, name: str, root: Path, say: Call
             raise ConnectionError(f"unexpected answer to hello: {ready}")
         tenant = ready.get("tenant")
         say(f"relay {name!r}: connected to {server} as compute for tenant {tenant!r}; workspaces in {root}")
-        await RelaySession(socket, root).run()
+        with contextlib.suppress(ConnectionClosed):  # a drop; the close code below says whether to redial
+            await RelaySession(socket, root).run()
+        if socket.close_code == protocol.REPLACED:
+            raise Replaced(f"another relay connected as {name!r}")
 
 
 async def serve(server: str, token: str, name: str, root: Path, say: Callable[[str], None] = print) -> int:
-    """Stay connected: dial again with backoff after every drop. Returns an exit code when it must stop."""
+    """Stay connected: dial again with backoff after every drop. Returns an exit code when it must stop.
+
+    SIGTERM and SIGINT end it cleanly: running commands are killed first.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await _dial(server, token, name, root, say)
+    except asyncio.CancelledError:
+        say(f"relay {name!r}: stopped")
+        return 0
+
+
+async def _dial(server: str, token: str, name: str, root: Path, say: Callable[[str], None]) -> int:
     from websockets.exceptions import InvalidHandshake, WebSocketException
 
     root.mkdir(parents=True, exist_ok=True)
@@ -200,6 +224,9 @@ async def serve(server: str, token: str, name: str, root: Path, say: Callable[[s
         except TokenRefused as exc:
             say(f"relay {name!r}: {exc}; stopping")
             return 2
+        except Replaced as exc:
+            say(f"relay {name!r}: {exc}; stopping")
+            return 3
         except (OSError, TimeoutError, ConnectionError, InvalidHandshake, WebSocketException) as exc:
             reason = f"{type(exc).__name__}: {exc}"
         if asyncio.get_running_loop().time() - started > 10:

@@ -190,7 +190,7 @@ class RelayHub:
         conn = RelayConnection(socket, tenant_id, name, root)
         old = self.register(conn)
         if old is not None:
-            await _close(old.socket, 1012, "replaced by a new connection of the same name")
+            await _close(old.socket, protocol.REPLACED, "replaced by a new connection of the same name")
         log.info("relay %s connected for tenant %s", name, tenant_id)
         try:
             await socket.send_text(protocol.encode(type="ready", tenant=tenant_id, name=name))

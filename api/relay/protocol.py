@@ -24,6 +24,9 @@ VERSION = 1
 ID_BYTES = 8
 MAX_FRAME = 16 << 20  # larger than a chunk plus headers, and an exec's stdin in base64
 PATH = "/v2/relay"
+REPLACED = (
+    4001  # close code for a relay pushed off by a newer one of its name: it stops instead of redialling
+)
 
 
 def encode(**fields: Any) -> str:

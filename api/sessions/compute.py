@@ -210,7 +210,11 @@ class ComputeService:
         stdin: bytes | None = None,
         run_id: str | None = None,
     ) -> dict[str, Any]:
-        """Run a command in the session's compute and record it as a `compute.exec` event."""
+        """Run a command in the session's compute and record it as a `compute.exec` event.
+
+        `run_id` is for commands run inside a run (a harness's); a standalone exec has none, so the
+        `runs` view does not mistake it for a model run that never finished.
+        """
         state = await self.sessions.writable(tenant_id, session_id)
         key = (tenant_id, session_id)
         async with self._lock(key):  # waits for a move in progress
@@ -219,16 +223,16 @@ class ComputeService:
                 raise no_compute(session_id)
             provider = state.compute or ""
             self._running[key] += 1
-        run_id = run_id or new_id("exec_")
+        exec_id = new_id("exec_")
         try:
             result = await workspace.exec(command, timeout_s, env, stdin)
         except ComputeError as exc:
-            await self.record_exec(state, provider, command, None, run_id, error=str(exc))
+            await self.record_exec(state, provider, command, None, exec_id, run_id, error=str(exc))
             raise api_error(exc) from None
         finally:
             self._running[key] -= 1
-        await self.record_exec(state, provider, command, result, run_id)
-        return {"run_id": run_id, **result.as_json()}
+        await self.record_exec(state, provider, command, result, exec_id, run_id)
+        return {"exec_id": exec_id, **result.as_json()}
 
     async def record_exec(
         self,
@@ -236,11 +240,12 @@ class ComputeService:
         provider: str,
         command: str | Sequence[str],
         result: ExecResult | None,
-        run_id: str,
+        exec_id: str | None = None,
+        run_id: str | None = None,
         error: str | None = None,
     ) -> None:
         """Write one `compute.exec` event (also for commands a harness ran through `workspace()`)."""
-        attrs: dict[str, Any] = {"command": shell_line(command)[:COMMAND_IN_EVENT]}
+        attrs: dict[str, Any] = {"command": shell_line(command)[:COMMAND_IN_EVENT], "exec_id": exec_id}
         if result is not None:
             attrs |= {
                 "exit_code": result.exit_code,
@@ -262,7 +267,7 @@ class ComputeService:
             latency_ms=result.duration_ms if result is not None else None,
             status=status,
             error=error,
-            attrs=attrs,
+            attrs={k: v for k, v in attrs.items() if v is not None},
         )
         await self.sessions.store.write(state, [executed])
 
