@@ -20,6 +20,7 @@ import httpx
 from deltalake import DeltaTable
 
 import warehouse
+from bench.procs import wait_ready
 from tests.conftest import MANUAL
 from tests.server import CERVER, free_port
 from warehouse.routing import Ring
@@ -52,14 +53,8 @@ class Instance:
 
     def ready(self) -> Instance:
         assert self.process is not None
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(self.url + "/healthz", timeout=1).raise_for_status()
-                return self
-            except httpx.HTTPError:
-                assert self.process.poll() is None and time.monotonic() < deadline, self.log.read_text()
-                time.sleep(0.05)
+        wait_ready(self.url + "/healthz", self.process, self.log, 60)
+        return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         assert self.process is not None
