@@ -6,6 +6,7 @@ version, and the loser re-reads the log and commits after the winner.
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.conftest import MANUAL
 from tests.factory import conversation, event
 from tests.moto_server import new_bucket
 from warehouse.compaction import compact_day
+from warehouse.routing import Ring
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -159,3 +161,27 @@ def _wait(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting for the background flusher"
         time.sleep(0.02)
+
+
+def test_another_instance_drops_an_id_that_was_in_the_table_when_it_started(tmp_path: Path) -> None:
+    """The promise for a re-post to a non-owner (docs/scale-out.md): dropped if already in the table."""
+    url = str(tmp_path / "shared")
+    batch = conversation("s")
+    with warehouse.open(url, wal=tmp_path / "owner", policy=MANUAL) as owner:
+        owner.append(batch)
+        owner.flush()
+    with warehouse.open(url, wal=tmp_path / "other", policy=MANUAL) as other:
+        assert other.append(batch).duplicates == len(batch)
+        assert sorted(ids_in(other)) == sorted(e["event_id"] for e in batch)
+
+
+def test_the_ring_is_stable_and_moves_few_sessions_when_an_instance_joins() -> None:
+    sessions = [f"sess-{n}" for n in range(3000)]
+    two = Ring(["a", "b"])
+    assert [two.owner(s) for s in sessions] == [Ring(["b", "a"]).owner(s) for s in sessions]
+    share = collections.Counter(two.owner(s) for s in sessions)
+    assert min(share.values()) > 0.4 * len(sessions)
+    three = Ring(["a", "b", "c"])
+    moved = [s for s in sessions if two.owner(s) != three.owner(s)]
+    assert all(three.owner(s) == "c" for s in moved)  # sessions only move to the newcomer
+    assert 0.2 < len(moved) / len(sessions) < 0.45  # about a third
