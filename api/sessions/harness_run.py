@@ -1,0 +1,185 @@
+"""One turn by an agent CLI harness (claude-code, codex) in the session's workspace, every step an event.
+
+The runner has already written the user's message and `run.started`. Here: the session's
+workspace (local compute is attached when it has none), its private CLI home, the prompt
+(the new turn, after what this CLI session has not seen: see api/adapters/harness/context.py),
+then the CLI. Each tool call and result is written as it happens (`tool.call` /
+`tool.result`, with the run's id); the final answer becomes the assistant `message` and
+`run.completed` (tokens, cost, latency, time to first output, and in attrs the CLI's own
+session id and figures, which the next turn resumes from). A failure is `run.failed`
+(status `error` or `timeout`, the CLI's stderr tail in `error` and attrs) and a 502/504 to
+the caller; the transcript keeps everything written before it. An agent acts on the
+workspace, so a failed turn is never retried nor handed to a fallback model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from api.adapters.harness import HarnessError, ToolCall, ToolResult, TurnRequest, TurnResult, harness_for
+from api.adapters.harness.cli import CliHarness
+from api.adapters.harness.context import prompt
+from api.adapters.models import CallOptions
+from api.errors import ApiError
+from api.sessions.events import event
+from api.sessions.runner import Outcome, Run, Runner
+
+ERROR_TAIL = 1000  # characters of stderr kept in `run.failed.error` (attrs keep more)
+
+
+def home_of(root: Path, tenant_id: str, session_id: str, harness: str) -> Path:
+    """A session's private home for one CLI: `<root>/<tenant>/<session>/<harness>`, outside any workspace."""
+    parts = [tenant_id, session_id, harness]
+    if any(p in ("", ".", "..") or "/" in p or "\\" in p or "\x00" in p for p in parts):
+        raise ApiError(422, "invalid_request", f"cannot keep a CLI home for session {session_id!r}")
+    return root.joinpath(*parts)
+
+
+async def execute(runner: Runner, run: Run) -> AsyncIterator[str | Outcome]:
+    """Yield the CLI's text as it writes it (to a streaming caller), then the Outcome; ApiError on failure."""
+    state, settings = run.state, runner.settings
+    harness = harness_for(run.harness)
+    assert isinstance(harness, CliHarness)
+    model = run.models[0]
+    common = {"user_id": state.user_id, "run_id": run.run_id, "harness": harness.name, "model": model}
+    ttft: float | None = None
+    finished = False
+    try:
+        try:
+            workspace = await runner.compute.ensure(state.tenant_id, state.session_id, state)
+        except ApiError as exc:
+            await runner._after_start(run, [_failed(run, common, "error", exc.message, {})])
+            finished = True
+            raise
+        common["compute"] = state.compute
+        home = home_of(runner.harness_homes(), state.tenant_id, state.session_id, harness.name)
+        last = state.cli.get(harness.name)
+        resume = last if last and harness.can_resume(home, last.get("session_id")) else None
+        earlier = run.messages[: len(run.messages) - run.turn_length]
+        unseen = earlier[int(resume.get("seen", 0)) :] if resume else earlier
+        options = CallOptions(run.temperature, run.max_tokens, settings.harness_timeout_s)
+        request = TurnRequest(
+            model,
+            run.messages,
+            options,
+            run.streaming,
+            prompt(unseen, run.messages[len(earlier) :]),
+            workspace,
+            home,
+            resume,
+        )
+        result: TurnResult | None = None
+        try:
+            async with contextlib.aclosing(harness.turn(request)) as items:  # leaving kills the CLI at once
+                async for item in items:
+                    if isinstance(item, str):
+                        if ttft is None:
+                            ttft = (time.perf_counter() - run.started) * 1000
+                        if run.streaming:
+                            await (
+                                run.recorded
+                            )  # nothing reaches the caller before the turn's start is durable
+                            yield item
+                    elif isinstance(item, ToolCall | ToolResult):
+                        await runner._after_start(run, [_tool_event(run, common, item)])
+                    elif isinstance(item, TurnResult):
+                        result = item
+        except HarnessError as exc:
+            await _record_failure(runner, run, common, exc)
+            finished = True
+            status, code = (504, "harness_timeout") if exc.status == "timeout" else (502, "harness_failed")
+            raise ApiError(status, code, _with_stderr(str(exc), exc.stderr, 500)) from None
+        assert result is not None, f"{harness.name} ended without a result"
+        outcome = await _complete(runner, run, common, result, ttft, len(run.messages) + 1)
+        finished = True
+        yield outcome
+    finally:
+        try:
+            if not finished:  # the caller went away (or a deadline passed): the CLI was killed with it
+                failed = _failed(run, common, run.stop_status, run.stop_reason, {})
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(runner._after_start(run, [failed]))
+        finally:
+            state.lock.release()
+
+
+def _tool_event(run: Run, common: dict[str, Any], item: ToolCall | ToolResult) -> dict[str, Any]:
+    s = run.state
+    if isinstance(item, ToolCall):
+        content = json.dumps({"name": item.name, "input": item.input}, ensure_ascii=False, default=str)
+        attrs = {"call_id": item.call_id, "name": item.name, **item.attrs}
+        return event("tool.call", s.tenant_id, s.session_id, content=content, attrs=attrs, **common)
+    status = "error" if item.is_error else "ok"
+    attrs = {"call_id": item.call_id, **item.attrs}
+    return event(
+        "tool.result", s.tenant_id, s.session_id, content=item.output, status=status, attrs=attrs, **common
+    )
+
+
+async def _complete(
+    runner: Runner, run: Run, common: dict[str, Any], result: TurnResult, ttft: float | None, seen: int
+) -> Outcome:
+    s = run.state
+    latency = (time.perf_counter() - run.started) * 1000
+    u = result.usage
+    fields = {**common, "model": result.model}
+    attrs = {"cli": {**result.cli, "seen": seen}, "reported": result.attrs}
+    await runner._after_start(
+        run,
+        [
+            event("message", s.tenant_id, s.session_id, role="assistant", content=result.text, **fields),
+            event(
+                "run.completed",
+                s.tenant_id,
+                s.session_id,
+                status="ok",
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                cache_read_tokens=u.cache_read_tokens,
+                cache_write_tokens=u.cache_write_tokens,
+                cost_usd=result.cost_usd,
+                latency_ms=latency,
+                ttft_ms=ttft,
+                attrs=attrs,
+                **fields,
+            ),
+        ],
+    )
+    return Outcome(
+        run.run_id, result.text, result.model, u.input_tokens, u.output_tokens, result.cost_usd, latency, ttft
+    )
+
+
+async def _record_failure(runner: Runner, run: Run, common: dict[str, Any], exc: HarnessError) -> None:
+    error = _with_stderr(str(exc), exc.stderr, ERROR_TAIL)
+    await runner._after_start(run, [_failed(run, common, exc.status, error, {"stderr": exc.stderr})])
+
+
+def _failed(
+    run: Run, common: dict[str, Any], status: str, error: str, attrs: dict[str, Any]
+) -> dict[str, Any]:
+    s = run.state
+    latency = (time.perf_counter() - run.started) * 1000
+    return event(
+        "run.failed",
+        s.tenant_id,
+        s.session_id,
+        status=status,
+        error=error,
+        latency_ms=latency,
+        attrs=attrs,
+        **common,
+    )
+
+
+def _with_stderr(message: str, stderr: str, limit: int) -> str:
+    if not stderr:
+        return message
+    tail = stderr if len(stderr) <= limit else "…" + stderr[-limit:]
+    return f"{message}; stderr: {tail}"
