@@ -272,3 +272,19 @@ async def _bytes(snapshot: Any) -> bytes:
     from api.adapters.compute.base import collect
 
     return await collect(await snapshot)
+
+
+def test_local_spawns_through_the_loop_where_there_are_no_pidfds(
+    loop: LoopThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """macOS has no pidfds (a relay may run there): the loop's own subprocess_exec serves instead."""
+    from api.adapters.compute import spawn
+
+    monkeypatch.setattr(spawn, "_pidfds", False)
+    ws = loop.run(compute_for("local", ComputeConfig(tmp_path)).open(TENANT, "no-pidfd", {}))
+    result = loop.run(ws.exec("echo out; echo err >&2; exit 4", 10))
+    assert (result.exit_code, result.stdout, result.stderr) == (4, "out\n", "err\n")
+    assert loop.run(ws.exec(["cat"], 10, stdin=b"in")).stdout == "in"
+    slow = loop.run(ws.exec("sleep 5 & sleep 5", 0.3))
+    assert slow.timed_out and slow.duration_ms < 4000
+    assert loop.run(ws.exec(["no-such-program-here"], 10)).exit_code == 127

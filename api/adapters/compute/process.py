@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 from api.adapters.compute.base import OUTPUT_CAP, TIMEOUT_EXIT_CODE, ComputeUnavailable, ExecResult, decode
+from api.adapters.compute.spawn import READ_SIZE, Child, spawn
 
-READ_SIZE = 1 << 16
 LINE_CAP = 8 << 20  # a stdout line longer than this is yielded in pieces
 _DRAIN_S = 2.0  # after the group is killed, how long to wait for the pipes to close
 
@@ -84,39 +84,12 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """The stream protocol, plus a future set when the process exits (before its pipes close).
-
-    `Process.wait()` also waits for the pipes, which a backgrounded grandchild can hold open.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        super().__init__(limit=READ_SIZE, loop=loop)
-        self.exited: asyncio.Future[None] = loop.create_future()
-
-    def process_exited(self) -> None:
-        super().process_exited()
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-
-async def _start(
-    argv: list[str], cwd: Path, env: Mapping[str, str], stdin: bytes | None
-) -> tuple[asyncio.SubprocessTransport, _Protocol] | FileNotFoundError:
-    loop = asyncio.get_running_loop()
+async def _start(argv: list[str], cwd: Path, env: Mapping[str, str], stdin: bytes | None) -> Child | None:
+    """The started child; None when argv[0] is not found (the shell's answer, 127, not a server error)."""
     try:
-        return await loop.subprocess_exec(
-            lambda: _Protocol(loop),
-            *argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:  # argv[0] is not on PATH: the shell's answer, not a server error
-        return exc
+        return await spawn(argv, cwd, env, stdin is not None)
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         raise ComputeUnavailable(f"could not start {argv[0]!r}: {exc}") from None
 
@@ -131,30 +104,26 @@ async def run(
 ) -> ExecResult:
     """Run argv to its end or timeout; with `on_line`, stdout goes there line by line, not in the result."""
     started = time.perf_counter()
-    started_process = await _start(argv, cwd, env, stdin)
-    if isinstance(started_process, FileNotFoundError):
+    child = await _start(argv, cwd, env, stdin)
+    if child is None:
         message = f"{argv[0]}: command not found\n".encode()
         return ExecResult(127, "", decode(message), _ms(started), stderr_bytes=len(message))
-    transport, protocol = started_process
     out: _Capture | _Lines = _Lines(on_line) if on_line is not None else _Capture()
     err = _Capture()
-    assert protocol.stdout is not None and protocol.stderr is not None
-    tasks = [
-        asyncio.create_task(_pump(protocol.stdout, out)),
-        asyncio.create_task(_pump(protocol.stderr, err)),
-    ]
-    if stdin is not None and protocol.stdin is not None:
-        tasks.append(asyncio.create_task(_feed(protocol.stdin, stdin)))
+    assert child.stdout is not None and child.stderr is not None
+    tasks = [asyncio.create_task(_pump(child.stdout, out)), asyncio.create_task(_pump(child.stderr, err))]
+    if stdin is not None and child.stdin is not None:
+        tasks.append(asyncio.create_task(_feed(child.stdin, stdin)))
     timed_out = False
     try:
-        await asyncio.wait_for(asyncio.shield(protocol.exited), timeout_s)
+        await asyncio.wait_for(asyncio.shield(child.exited), timeout_s)
     except TimeoutError:
         timed_out = True
     finally:
-        _kill_group(transport.get_pid())  # at the timeout, on cancellation, after exit: nothing outlives it
-        await asyncio.shield(_settle(transport, protocol, tasks))
+        _kill_group(child.pid)  # at the timeout, on cancellation, after exit: nothing outlives it
+        await asyncio.shield(_settle(child, tasks))
     stdout = out.kept if isinstance(out, _Capture) else b""
-    exit_code = TIMEOUT_EXIT_CODE if timed_out else _exit_code(transport.get_returncode())
+    exit_code = TIMEOUT_EXIT_CODE if timed_out else _exit_code(child.returncode)
     return ExecResult(
         exit_code=exit_code,
         stdout=decode(bytes(stdout)),
@@ -167,17 +136,15 @@ async def run(
     )
 
 
-async def _settle(
-    transport: asyncio.SubprocessTransport, protocol: _Protocol, tasks: list[asyncio.Task]
-) -> None:
+async def _settle(child: Child, tasks: list[asyncio.Task]) -> None:
     """After the kill: reap, let the pipes drain, cancel what still waits (a process that left the group)."""
-    _, pending = await asyncio.wait([protocol.exited, *tasks], timeout=_DRAIN_S)
-    for task in pending - {protocol.exited}:
+    _, pending = await asyncio.wait([child.exited, *tasks], timeout=_DRAIN_S)
+    for task in pending - {child.exited}:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-    transport.close()
+    child.close()
 
 
 def _exit_code(returncode: int | None) -> int | None:
