@@ -6,16 +6,26 @@ wall time can be compared with its slowest variant's: parallel, not the sum.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 import queries
 import warehouse
+from api.schemas import Spawn, Variant
+from api.sessions.events import event
+from api.sessions.fanout import FanOut
+from api.sessions.runner import Runner
+from api.sessions.service import SessionService
+from api.sessions.state import SessionState
+from api.sessions.store import SessionStore
+from api.settings import Settings
 from tests.fake_provider import FakeProvider, RecordedRequest, Reply
 from tests.fake_wire import last_user_text
 from tests.server import Server, mint_token
@@ -317,6 +327,7 @@ def test_bad_spawns_change_nothing(client: httpx.Client, server: Server) -> None
             "unknown_model",
         ),
         ({"variants": [{"model": MODELS[0], "harness": "no-such"}]}, 422, "unknown_harness"),
+        ({"variants": [{"model": MODELS[0], "compute": "mainframe"}]}, 422, "unknown_provider"),
         ({"variants": [{"model": m} for m in MODELS]}, 429, "budget_exceeded"),
     ]
     for body, status, code in cases:
@@ -354,3 +365,31 @@ def test_spawn_streams_each_variant(client: httpx.Client) -> None:
             f["text"] for k, f in frames if k == "delta" and f["session_id"] == variant["session_id"]
         )
         assert text == variant["output"] and variant["ttft_ms"] is not None
+
+
+def test_children_share_the_parent_transcript_instead_of_copying_it(tmp_path: Path) -> None:
+    """In the library, no server: a spawned child holds a reference to its parent, not a copy."""
+
+    async def scenario() -> None:
+        wh = warehouse.open(str(tmp_path / "data"))
+        store = SessionStore(wh)
+        try:
+            service, settings = SessionService(store), Settings()
+            fanout = FanOut(service, Runner(service, settings), settings)
+            parent = SessionState("t", "sess_p")
+            turns = [event("message", "t", "sess_p", role="user", content=f"m{i}") for i in range(300)]
+            await store.write(parent, [event("session.created", "t", "sess_p", model="offline/echo"), *turns])
+            body = Spawn(prompt="go", variants=[Variant(model="offline/echo")] * 3)
+            plan = await fanout.start("t", "sess_p", body)
+            async for kind, answer in fanout.execute(plan):
+                if kind == "done":
+                    assert [v["status"] for v in answer["variants"]] == ["ok"] * 3
+            for child in plan.children:
+                assert child.state.base is parent and child.state.base_len == 300
+                assert len(child.state.own) == 2  # the prompt and its answer, nothing of the parent's
+                assert child.state.transcript[:300] == parent.transcript[:300]
+        finally:
+            store.close()
+            wh.close()
+
+    asyncio.run(scenario())

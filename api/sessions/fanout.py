@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from api.adapters.compute import PROVIDERS
 from api.errors import ApiError
 from api.schemas import Fork, RunLLM, Select, Spawn, Variant
 from api.sessions.events import event, new_id
@@ -75,6 +76,13 @@ class FanOut:
         for variant in body.variants:
             check_model(variant.model)
             check_harness(variant.harness or parent.harness, variant.model)
+            if variant.compute is not None and variant.compute not in PROVIDERS:
+                known = ", ".join(sorted(PROVIDERS))
+                raise ApiError(
+                    422,
+                    "unknown_provider",
+                    f"unknown compute provider {variant.compute!r}; available: {known}",
+                )
         if body.judge is not None:
             check_model(body.judge.model)
         if parent.lock.locked():
