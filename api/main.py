@@ -69,6 +69,7 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
         app.state.compute = ComputeService(
             app.state.service, ComputeConfig(workspaces_folder(wh.root), hub=RelayHub())
         )
+        app.state.runner.compute = app.state.compute  # agent CLI harnesses run in session workspaces
         await interrupt_unfinished(app.state.service)
         try:
             yield

@@ -54,7 +54,7 @@ async def execute(runner: Runner, run: Run) -> AsyncIterator[str | Outcome]:
         try:
             workspace = await runner.compute.ensure(state.tenant_id, state.session_id, state)
         except ApiError as exc:
-            await runner._after_start(run, [_failed(run, common, "error", exc.message, {})])
+            await runner._after_start(run, [runner._failed_event(run, [], "error", exc.message, **common)])
             finished = True
             raise
         common["compute"] = state.compute
@@ -78,31 +78,29 @@ async def execute(runner: Runner, run: Run) -> AsyncIterator[str | Outcome]:
         try:
             async with contextlib.aclosing(harness.turn(request)) as items:  # leaving kills the CLI at once
                 async for item in items:
-                    if isinstance(item, str):
-                        if ttft is None:
-                            ttft = (time.perf_counter() - run.started) * 1000
-                        if run.streaming:
-                            await (
-                                run.recorded
-                            )  # nothing reaches the caller before the turn's start is durable
-                            yield item
+                    if isinstance(item, TurnResult):
+                        result = item
                     elif isinstance(item, ToolCall | ToolResult):
                         await runner._after_start(run, [_tool_event(run, common, item)])
-                    elif isinstance(item, TurnResult):
-                        result = item
+                    elif isinstance(item, str):
+                        ttft = ttft or (time.perf_counter() - run.started) * 1000
+                        if run.streaming:
+                            await run.recorded  # nothing reaches the caller before the start is durable
+                            yield item
         except HarnessError as exc:
             await _record_failure(runner, run, common, exc)
             finished = True
             status, code = (504, "harness_timeout") if exc.status == "timeout" else (502, "harness_failed")
             raise ApiError(status, code, _with_stderr(str(exc), exc.stderr, 500)) from None
         assert result is not None, f"{harness.name} ended without a result"
-        outcome = await _complete(runner, run, common, result, ttft, len(run.messages) + 1)
+        attrs = {"cli": {**result.cli, "seen": len(run.messages) + 1}, "reported": result.attrs}
+        outcome = await runner._complete(run, result, ttft, attrs, common)
         finished = True
         yield outcome
     finally:
         try:
             if not finished:  # the caller went away (or a deadline passed): the CLI was killed with it
-                failed = _failed(run, common, run.stop_status, run.stop_reason, {})
+                failed = runner._failed_event(run, [], run.stop_status, run.stop_reason, **common)
                 with contextlib.suppress(Exception):
                     await asyncio.shield(runner._after_start(run, [failed]))
         finally:
@@ -122,60 +120,10 @@ def _tool_event(run: Run, common: dict[str, Any], item: ToolCall | ToolResult) -
     )
 
 
-async def _complete(
-    runner: Runner, run: Run, common: dict[str, Any], result: TurnResult, ttft: float | None, seen: int
-) -> Outcome:
-    s = run.state
-    latency = (time.perf_counter() - run.started) * 1000
-    u = result.usage
-    fields = {**common, "model": result.model}
-    attrs = {"cli": {**result.cli, "seen": seen}, "reported": result.attrs}
-    await runner._after_start(
-        run,
-        [
-            event("message", s.tenant_id, s.session_id, role="assistant", content=result.text, **fields),
-            event(
-                "run.completed",
-                s.tenant_id,
-                s.session_id,
-                status="ok",
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                cache_read_tokens=u.cache_read_tokens,
-                cache_write_tokens=u.cache_write_tokens,
-                cost_usd=result.cost_usd,
-                latency_ms=latency,
-                ttft_ms=ttft,
-                attrs=attrs,
-                **fields,
-            ),
-        ],
-    )
-    return Outcome(
-        run.run_id, result.text, result.model, u.input_tokens, u.output_tokens, result.cost_usd, latency, ttft
-    )
-
-
 async def _record_failure(runner: Runner, run: Run, common: dict[str, Any], exc: HarnessError) -> None:
     error = _with_stderr(str(exc), exc.stderr, ERROR_TAIL)
-    await runner._after_start(run, [_failed(run, common, exc.status, error, {"stderr": exc.stderr})])
-
-
-def _failed(
-    run: Run, common: dict[str, Any], status: str, error: str, attrs: dict[str, Any]
-) -> dict[str, Any]:
-    s = run.state
-    latency = (time.perf_counter() - run.started) * 1000
-    return event(
-        "run.failed",
-        s.tenant_id,
-        s.session_id,
-        status=status,
-        error=error,
-        latency_ms=latency,
-        attrs=attrs,
-        **common,
-    )
+    failed = runner._failed_event(run, [], exc.status, error, attrs={"stderr": exc.stderr}, **common)
+    await runner._after_start(run, [failed])
 
 
 def _with_stderr(message: str, stderr: str, limit: int) -> str:

@@ -16,17 +16,25 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from api.adapters.harness.base import TurnItem
+from api.adapters.harness.litellm import LiteLLMHarness
 from api.adapters.models import CallOptions, ModelAdapter, ModelError, ModelResult, adapter_for
 from api.errors import ApiError
 from api.schemas import RunLLM
 from api.sessions.events import event, new_id
-from api.sessions.service import SessionService, check_model
+from api.sessions.service import SessionService, check_harness, check_model
 from api.sessions.state import SessionState, message_fields
 from api.settings import Settings
 
+if TYPE_CHECKING:
+    from api.sessions.compute import ComputeService
+
 log = logging.getLogger("cerver.runs")
+LITELLM = "litellm"
+_MODEL_PATH = LiteLLMHarness()
 
 
 @dataclass
@@ -45,6 +53,8 @@ class Run:
     # How the run is recorded if it ends before finishing (cancelled by its caller, or a deadline).
     stop_status: str = "cancelled"
     stop_reason: str = "client went away"
+    harness: str = LITELLM  # what writes this turn (the session's harness when it started)
+    turn_length: int = 1  # how many of `messages` are this turn's (the rest is the transcript)
 
 
 @dataclass
@@ -76,10 +86,18 @@ class Outcome:
 class Runner:
     """Starts and drives runs; one in flight per session."""
 
-    def __init__(self, service: SessionService, settings: Settings):
+    def __init__(self, service: SessionService, settings: Settings, compute: ComputeService | None = None):
         self.service = service
         self.store = service.store
         self.settings = settings
+        self.compute = compute  # the session workspaces agent CLI harnesses run in
+
+    def harness_homes(self) -> Path:
+        """Where sessions' CLI homes live: CERVER_HARNESS_HOMES, else `<data>/harness-homes`."""
+        configured = self.settings.harness_homes
+        if configured:
+            return Path(configured).expanduser().absolute()
+        return Path(self.store.wh.root) / "harness-homes"
 
     async def start(self, tenant_id: str, session_id: str, body: RunLLM) -> Run:
         """Check everything, take the session's run slot and start recording the turn."""
@@ -89,6 +107,12 @@ class Runner:
         if model is None:
             raise ApiError(422, "no_model", "the session has no model; name one in the request or PATCH it")
         check_model(model)
+        if state.harness != LITELLM:
+            check_harness(state.harness, model)
+            if self.compute is None:
+                raise ApiError(
+                    422, "no_compute", f"the {state.harness} harness needs compute; none is set up"
+                )
         if state.lock.locked():
             raise ApiError(409, "run_in_flight", "a run is already in flight on this session; wait for it")
         await state.lock.acquire()
@@ -141,11 +165,28 @@ class Runner:
             raise
         models = [model, *(m for m in state.fallbacks if m != model)]
         return Run(
-            state, run_id, models, messages, body.temperature, body.max_tokens, body.stream, started, recorded
+            state,
+            run_id,
+            models,
+            messages,
+            body.temperature,
+            body.max_tokens,
+            body.stream,
+            started,
+            recorded,
+            harness=state.harness,
+            turn_length=len(turn),
         )
 
     async def execute(self, run: Run) -> AsyncIterator[str | Outcome]:
         """Yield text deltas, then the Outcome; raise ApiError (502/504) once every model failed."""
+        if run.harness != LITELLM:  # an agent CLI in the session's workspace
+            from api.sessions import harness_run
+
+            async with contextlib.aclosing(harness_run.execute(self, run)) as items:
+                async for item in items:
+                    yield item
+            return
         state, attempts = run.state, []
         ttft: float | None = None
         finished = False
@@ -178,7 +219,7 @@ class Runner:
                             continue
                         break
                     attempts.append(_attempt(model, began, None))
-                    outcome = await self._complete(run, result, attempts, ttft)
+                    outcome = await self._complete(run, result, ttft, {"attempts": attempts})
                     finished = True
                     yield outcome
                     return
@@ -199,19 +240,10 @@ class Runner:
             finally:
                 state.lock.release()
 
-    async def _reply(self, adapter: ModelAdapter, model: str, run: Run) -> AsyncIterator[str | ModelResult]:
-        """Text deltas then the result for a streaming caller; only the result for a JSON one.
-
-        A JSON caller waits for the whole answer anyway, so the model is asked for it whole:
-        a provider's non-streamed answer costs a third of the CPU of a streamed one through
-        litellm, which is most of what a turn costs here. Such a run has no time to first token.
-        """
+    def _reply(self, adapter: ModelAdapter, model: str, run: Run) -> AsyncIterator[TurnItem]:
+        """The model's reply through the `litellm` harness: deltas and result, or only the result."""
         options = CallOptions(run.temperature, run.max_tokens, self.settings.model_timeout_s)
-        if run.streaming:
-            async for item in adapter.stream(model, run.messages, options):
-                yield item
-        else:
-            yield await adapter.complete(model, run.messages, options)
+        return _MODEL_PATH.reply(adapter, model, run.messages, options, run.streaming)
 
     async def _after_start(self, run: Run, events: list[dict[str, Any]]) -> None:
         """Write `events` once the turn's start is durable (so the log reads in order)."""
@@ -225,11 +257,18 @@ class Runner:
         return min(base * (0.5 + random.random()), self.settings.max_backoff_s)  # jitter
 
     async def _complete(
-        self, run: Run, result: ModelResult, attempts: list[dict], ttft: float | None
+        self,
+        run: Run,
+        result: ModelResult,
+        ttft: float | None,
+        attrs: dict[str, Any],
+        fields: dict[str, Any] | None = None,
     ) -> Outcome:
+        """Write the answer and `run.completed` (with `attrs`, and `fields` on both events); the Outcome."""
         latency = (time.perf_counter() - run.started) * 1000
         s = run.state
-        common = {"user_id": s.user_id, "run_id": run.run_id, "harness": s.harness, "model": result.model}
+        common = {"user_id": s.user_id, "run_id": run.run_id, "harness": s.harness, **(fields or {})}
+        common["model"] = result.model
         u = result.usage
         await self._after_start(
             run,
@@ -247,7 +286,7 @@ class Runner:
                     cost_usd=result.cost_usd,
                     latency_ms=latency,
                     ttft_ms=ttft,
-                    attrs={"attempts": attempts},
+                    attrs=attrs,
                     **common,
                 ),
             ],
@@ -267,21 +306,16 @@ class Runner:
         status = "timeout" if error is not None and error.timeout else "error"
         await self._after_start(run, [self._failed_event(run, attempts, status, str(error))])
 
-    def _failed_event(self, run: Run, attempts: list[dict], status: str, error: str) -> dict[str, Any]:
+    def _failed_event(
+        self, run: Run, attempts: list[dict], status: str, error: str, **fields: Any
+    ) -> dict[str, Any]:
+        """`run.failed` for this run; `fields` add to (or replace) its columns and attrs."""
         s = run.state
         latency = (time.perf_counter() - run.started) * 1000
+        columns = {"user_id": s.user_id, "run_id": run.run_id, "harness": s.harness, "model": run.models[0]}
+        columns |= {"attrs": {"attempts": attempts}, **fields}
         return event(
-            "run.failed",
-            s.tenant_id,
-            s.session_id,
-            user_id=s.user_id,
-            run_id=run.run_id,
-            harness=s.harness,
-            model=run.models[0],
-            status=status,
-            error=error,
-            latency_ms=latency,
-            attrs={"attempts": attempts},
+            "run.failed", s.tenant_id, s.session_id, status=status, error=error, latency_ms=latency, **columns
         )
 
 

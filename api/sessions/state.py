@@ -38,6 +38,8 @@ class SessionState:
     spawn: dict[str, Any] | None = None  # on a spawned child: spawn_id, label, variant index
     children: dict[str, dict[str, Any]] = field(default_factory=dict)  # child id → how it was made
     selected: dict[str, str] = field(default_factory=dict)  # spawn_id (or fork's id) → the kept child
+    # harness → its CLI session as the last run.completed left it (id, running totals, messages seen)
+    cli: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
 
     @property
@@ -109,6 +111,8 @@ class SessionState:
         elif kind == "compute.attached":
             self.compute = e.get("compute") or attrs.get("provider")
             self.compute_options = attrs.get("options", {})
+        elif kind == "run.completed" and "cli" in attrs:
+            self.cli[e.get("harness") or ""] = attrs["cli"]
         elif kind == "session.closed":
             self.closed_at = e["ts"]
         if e.get("cost_usd") is not None:

@@ -38,6 +38,7 @@ class ClaudeCodeHarness(CliHarness):
         binary="claude",
         binary_env="CERVER_CLAUDE_BIN",
     )
+    session_files = ".claude/projects/*/{ref}.jsonl"
 
     def argv(self, binary: str, request: TurnRequest) -> list[str]:
         """`claude -p` with streamed JSON, resuming the session's Claude Code session when it has one."""

@@ -14,6 +14,7 @@ layer does that) and is a HarnessError with status `timeout`.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -59,6 +60,11 @@ class CliHarness:
 
     name: str
     capabilities: Capabilities
+    session_files: str  # glob under the CLI home of a CLI session's files, `{ref}` its id
+
+    def can_resume(self, home: Path, ref: str | None) -> bool:
+        """Whether this home still holds the files of CLI session `ref` (a resume needs them)."""
+        return bool(ref) and any(home.glob(self.session_files.format(ref=glob.escape(str(ref)))))
 
     def locate(self) -> str:
         """The executable: `$<binary_env>` if set, else the first on PATH; HarnessUnavailable if none."""
@@ -68,14 +74,16 @@ class CliHarness:
         if explicit:
             if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
                 return os.path.abspath(explicit)
-            raise HarnessUnavailable(f"{caps.binary_env}={explicit} is not an executable file")
-        found = shutil.which(caps.binary)
-        if found is None:
-            raise HarnessUnavailable(
-                f"the {self.name} harness needs the `{caps.binary}` CLI, which is not installed: "
-                f"install it with `npm i -g {caps.package}` (or set {caps.binary_env} to its path)"
-            )
-        return found
+            where = f"{caps.binary_env}={explicit} is not an executable file"
+        else:
+            found = shutil.which(caps.binary)
+            if found is not None:
+                return found
+            where = f"`{caps.binary}` is not on PATH"
+        raise HarnessUnavailable(
+            f"the {self.name} harness needs the {caps.binary} CLI ({where}): install it with "
+            f"`npm i -g {caps.package}`, or set {caps.binary_env} to its executable"
+        )
 
     def check(self, model: str | None) -> None:
         """HarnessUnavailable when the CLI is missing; UnknownModel when it cannot drive `model`."""

@@ -65,6 +65,7 @@ class CodexHarness(CliHarness):
         binary="codex",
         binary_env="CERVER_CODEX_BIN",
     )
+    session_files = ".codex/sessions/*/*/*/rollout-*-{ref}.jsonl"
 
     def prepare(self, home: Path, request: TurnRequest) -> None:
         """Write this run's `config.toml` into the session's CODEX_HOME."""
