@@ -10,6 +10,7 @@ it was.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import tarfile
@@ -113,6 +114,20 @@ class ComputeService:
             workspace = await self.workspace(tenant_id, session_id)
         assert workspace is not None
         return workspace
+
+    @contextlib.asynccontextmanager
+    async def in_use(self, tenant_id: str, session_id: str, state: SessionState) -> AsyncIterator[Workspace]:
+        """The session's workspace (as `ensure`), held: compute cannot move while a harness runs in it."""
+        await self.ensure(tenant_id, session_id, state)
+        key = (tenant_id, session_id)
+        async with self._lock(key):  # waits for a move in progress
+            workspace = await self._current(state)
+            assert workspace is not None
+            self._running[key] += 1
+        try:
+            yield workspace
+        finally:
+            self._running[key] -= 1
 
     async def attach(
         self, tenant_id: str, session_id: str, provider: str, options: Mapping[str, Any]

@@ -50,9 +50,12 @@ async def execute(runner: Runner, run: Run) -> AsyncIterator[str | Outcome]:
     common = {"user_id": state.user_id, "run_id": run.run_id, "harness": harness.name, "model": model}
     ttft: float | None = None
     finished = False
+    held = contextlib.AsyncExitStack()
     try:
         try:
-            workspace = await runner.compute.ensure(state.tenant_id, state.session_id, state)
+            workspace = await held.enter_async_context(
+                runner.compute.in_use(state.tenant_id, state.session_id, state)
+            )
         except ApiError as exc:
             await runner._after_start(run, [runner._failed_event(run, [], "error", exc.message, **common)])
             finished = True
@@ -99,6 +102,7 @@ async def execute(runner: Runner, run: Run) -> AsyncIterator[str | Outcome]:
         yield outcome
     finally:
         try:
+            await held.aclose()  # the workspace may move again
             if not finished:  # the caller went away (or a deadline passed): the CLI was killed with it
                 failed = runner._failed_event(run, [], run.stop_status, run.stop_reason, **common)
                 with contextlib.suppress(Exception):
