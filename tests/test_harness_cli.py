@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -265,6 +266,25 @@ def test_switching_harness_carries_the_transcript(
     rows = events(server, session)
     assert [attrs(u)["changed"] for u in of(rows, "session.updated")] == [["harness"], ["harness", "model"]]
     assert [r["harness"] for r in of(rows, "run.completed")] == ["litellm", "claude-code", "codex"]
+
+
+def test_compute_does_not_move_under_a_running_cli(
+    client: httpx.Client, server: Server, fake: FakeProvider
+) -> None:
+    """While the CLI runs in the workspace, moving the session's compute is refused (409); after, not."""
+    session = create(client, "codex", GPT)
+    fake.delay_next(3, provider="openai-responses")
+    done: list[dict[str, Any]] = []
+    worker = threading.Thread(target=lambda: done.append(run(client, session, "slowly")))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not fake.requests_for("openai-responses") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    moved = client.post(f"/v2/sessions/{session}/compute", json={"provider": "local"})
+    worker.join(90)
+    assert moved.status_code == 409 and moved.json()["error"]["code"] == "exec_in_flight"
+    assert done and done[0]["output"] == "echo: slowly"
+    assert client.post(f"/v2/sessions/{session}/compute", json={"provider": "local"}).status_code == 200
 
 
 def test_a_harness_that_cannot_drive_the_model_is_refused(client: httpx.Client, server: Server) -> None:
