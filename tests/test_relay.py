@@ -125,6 +125,25 @@ def test_a_relay_killed_mid_exec_fails_it_cleanly_and_a_new_one_serves_again(wor
     assert again.status_code == 200 and again.json()["stdout"] == "v1\n"
 
 
+def test_a_session_can_leave_a_relay_that_is_gone_without_its_files(world: dict[str, Any]) -> None:
+    client = world["client"]
+    relay = world["relay"]("lost")
+    wait_until(lambda: _connected(client, "lost"), what="the relay")
+    sid = _session_on(client, "lost")
+    assert _exec(client, sid, "echo only-there > f.txt").status_code == 200
+    relay.kill()
+    wait_until(lambda: not _connected(client, "lost"), what="the hub to forget the relay")
+    url = f"/v2/sessions/{sid}/compute"
+    stuck = client.post(url, json={"provider": "local"})
+    assert stuck.status_code == 502 and "'lost' is not connected" in stuck.json()["error"]["message"]
+    assert client.get(f"/v2/sessions/{sid}").json()["compute"] == "relay", "a failed move changes nothing"
+    fresh = client.post(url, json={"provider": "local", "move_files": False})
+    assert fresh.status_code == 200, fresh.text
+    assert (fresh.json()["from"], fresh.json()["moved_files"]) == ("relay", 0)
+    listing = _exec(client, sid, "ls -A")
+    assert listing.status_code == 200 and listing.json()["stdout"] == ""
+
+
 def test_stopping_a_relay_kills_its_running_commands(world: dict[str, Any]) -> None:
     client = world["client"]
     relay = world["relay"]("polite")

@@ -22,6 +22,7 @@ class AttachCompute(Strict):
 
     provider: Provider
     options: dict[str, Any] = Field(default_factory=dict)
+    move_files: bool = True  # false: start empty, leave the old workspace alone (e.g. its relay is gone)
 
 
 class ExecCommand(Strict):
@@ -50,7 +51,7 @@ async def attach_compute(
     session_id: str, body: AttachCompute, tenant: TenantDep, compute: ComputeDep
 ) -> dict[str, Any]:
     """Attach compute to the session, or move it there: the workspace's files move with it."""
-    return await compute.attach(tenant, session_id, body.provider, body.options)
+    return await compute.attach(tenant, session_id, body.provider, body.options, body.move_files)
 
 
 @router.post("/v2/sessions/{session_id}/exec")

@@ -130,9 +130,18 @@ class ComputeService:
             self._running[key] -= 1
 
     async def attach(
-        self, tenant_id: str, session_id: str, provider: str, options: Mapping[str, Any]
+        self,
+        tenant_id: str,
+        session_id: str,
+        provider: str,
+        options: Mapping[str, Any],
+        move_files: bool = True,
     ) -> dict[str, Any]:
-        """Attach compute, or move the session's workspace to it (files and all)."""
+        """Attach compute, or move the session's workspace to it (files and all).
+
+        With `move_files=False` the new workspace starts empty and the old one is left as it is
+        (not even reached): the way off compute that is gone for good, e.g. a relay that never returns.
+        """
         started = time.perf_counter()
         state = await self.sessions.writable(tenant_id, session_id)
         adapter = self.adapter(provider)
@@ -147,9 +156,9 @@ class ComputeService:
                     409, "exec_in_flight", "commands are running in this session; move it when they end"
                 )
             old_provider = state.compute
-            old = await self._current(state) if old_provider is not None else None
-            if old is not None and old_provider == provider and _same(state, checked):
+            if old_provider == provider and _same(state, checked):
                 return self._view(state, provider, None, 0, 0, started, adapter)
+            old = await self._current(state) if old_provider is not None and move_files else None
             try:
                 new = await adapter.open(tenant_id, session_id, checked)
                 moved_bytes, moved_files = await _move(old, new) if old is not None else (0, 0)
