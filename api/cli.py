@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arg(query)
     query.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     query.add_argument("--output", "-o", help="write to this file instead of standard output")
+    query.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="duckdb (default), or Spark in local mode over the table's files (needs Java 17+)",
+    )
     query.set_defaults(run=_query)
 
     tokens = commands.add_parser("tokens", help="API tokens: mint one for a tenant")
@@ -281,6 +287,15 @@ def _query(args: argparse.Namespace) -> int:
         return 2
     import warehouse
 
+    if args.engine == "spark":
+        from queries.engines import spark
+
+        try:
+            table = spark.query(args.data or warehouse.default_url(), args.name, values)
+        except spark.JavaMissing as exc:
+            print(f"cerver query: {exc}", file=sys.stderr)
+            return 1
+        return _write_table(table, args)
     with warehouse.open(args.data, read_only=True) as wh:
         table = queries.run(wh, args.name, values)
     return _write_table(table, args)
