@@ -294,6 +294,10 @@ def test_a_harness_that_cannot_drive_the_model_is_refused(client: httpx.Client, 
     assert client.get(f"/v2/sessions/{session}").json()["harness"] == "litellm"
     r = client.post("/v2/sessions", json={"user_id": "u1", "harness": "gemini-cli"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_harness"
+    claude = create(client, "claude-code", CLAUDE)
+    r = client.post(f"/v2/sessions/{claude}/run-llm", json={"prompt": "x" * 130_000})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "prompt_too_long"
+    assert of(events(server, claude), "message") == []  # refused before anything was written
 
 
 # --- failures -----------------------------------------------------------------------------------------------

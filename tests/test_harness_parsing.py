@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from api.adapters.harness import HarnessError, ToolCall, ToolResult, TurnResult
+from api.adapters.harness import HarnessError, ToolCall, ToolResult, TurnResult, context
 from api.adapters.harness.claude_stream import ClaudeStream
 from api.adapters.harness.codex_stream import CodexStream
 from ingest.pricing import price
@@ -205,3 +205,26 @@ def test_codex_file_changes_and_failed_commands_are_tool_calls() -> None:
     assert kinds == [("ToolCall", "f"), ("ToolResult", "f"), ("ToolCall", "c"), ("ToolResult", "c")]
     assert items[0].name == "apply_patch" and items[2].name == "shell"
     assert not items[1].is_error and items[3].is_error
+
+
+def test_the_hand_over_prompt() -> None:
+    """What a CLI is sent: unseen messages in the documented block, then the turn; newest kept when long."""
+    earlier = [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Paris."}]},
+    ]
+    turn = [{"role": "user", "content": "How many live there?"}]
+    assert context.prompt([], turn) == "How many live there?"
+    assert context.prompt(earlier, turn) == (
+        "<conversation_so_far>\n" + context.INTRO + "\n\n[user]\nWhat is the capital of France?\n\n"
+        "[assistant]\nParis.\n</conversation_so_far>\n\nHow many live there?"
+    )
+    many = [{"role": "user", "content": f"message {n} " + "é" * 10_000} for n in range(30)]
+    sent = context.prompt(many, turn)
+    assert len(sent.encode()) <= context.MAX_PROMPT_BYTES
+    kept = [n for n in range(30) if f"message {n} " in sent]
+    assert kept == list(range(30 - len(kept), 30)) and 0 < len(kept) < 30  # the newest, in order
+    assert f"({30 - len(kept)} older messages left out.)" in sent
+    assert sent.endswith("How many live there?")
+    assert not context.too_long(turn)
+    assert context.too_long([{"role": "user", "content": "x" * (context.MAX_PROMPT_BYTES + 1)}])

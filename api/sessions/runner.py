@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from api.adapters.harness.base import TurnItem
+from api.adapters.harness.context import MAX_PROMPT_BYTES, too_long
 from api.adapters.harness.litellm import LiteLLMHarness
 from api.adapters.models import CallOptions, ModelAdapter, ModelError, ModelResult, adapter_for
 from api.errors import ApiError
@@ -143,6 +144,12 @@ class Runner:
                 if body.prompt is not None
                 else [m.model_dump(exclude_none=True) for m in body.messages or []]
             )
+            if state.harness != LITELLM and too_long(turn):
+                raise ApiError(
+                    422,
+                    "prompt_too_long",
+                    f"a {state.harness} turn takes at most {MAX_PROMPT_BYTES} bytes of text",
+                )
             messages = [*state.transcript, *turn]
             written = []
             for message in turn:

@@ -17,8 +17,9 @@ its last turn. Those come first, as plain text:
 
     Thanks! What else is there?
 
-Only the newest MAX_CONTEXT_CHARS of the earlier messages are kept (older ones are counted in
-a line saying so), so the prompt fits in one command-line argument.
+The prompt travels as one command-line argument, which Linux caps at 128 KiB: a turn's own
+text may take up to MAX_PROMPT_BYTES (`too_long` says when it does not), and the earlier
+messages only the room left, newest first (older ones are counted in a line saying so).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-MAX_CONTEXT_CHARS = 100_000
+MAX_PROMPT_BYTES = 120_000  # under the kernel's 131,072-byte limit on one argument
 OPEN, CLOSE = "<conversation_so_far>", "</conversation_so_far>"
 INTRO = "Earlier messages of this conversation, which you have not seen (you are taking it over):"
 
@@ -45,20 +46,32 @@ def text_of(message: dict[str, Any]) -> str:
     return content
 
 
-def prompt(unseen: list[dict[str, Any]], turn: list[dict[str, Any]]) -> str:
-    """The text sent to the CLI: the unseen messages as context (if any), then the turn's own text."""
-    own = "\n\n".join(
+def own_text(turn: list[dict[str, Any]]) -> str:
+    """The turn's own messages as the CLI reads them (a user's text as is, others labelled)."""
+    return "\n\n".join(
         text_of(m) if m.get("role") == "user" else f"[{m.get('role')}]\n{text_of(m)}" for m in turn
     )
+
+
+def too_long(turn: list[dict[str, Any]]) -> bool:
+    """Whether the turn alone is more than a CLI can be given."""
+    return len(own_text(turn).encode()) > MAX_PROMPT_BYTES
+
+
+def prompt(unseen: list[dict[str, Any]], turn: list[dict[str, Any]]) -> str:
+    """The text sent to the CLI: the unseen messages as context (if any), then the turn's own text."""
+    own = own_text(turn)
     if not unseen:
         return own
-    blocks, size = [], 0
+    room = MAX_PROMPT_BYTES - len(own.encode()) - 1000  # the wrapping lines
+    blocks: list[str] = []
     for message in reversed(unseen):
         block = f"[{message.get('role') or 'user'}]\n{text_of(message)}"
-        if size + len(block) > MAX_CONTEXT_CHARS and blocks:
+        size = len(block.encode()) + 2
+        if size > room:
             break
-        blocks.append(block[-MAX_CONTEXT_CHARS:])
-        size += len(block)
+        blocks.append(block)
+        room -= size
     left_out = len(unseen) - len(blocks)
     head = [INTRO] + ([f"({left_out} older messages left out.)"] if left_out else [])
     context = "\n\n".join([*head, *reversed(blocks)])
