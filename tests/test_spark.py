@@ -63,7 +63,10 @@ class Engine:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    session = spark.session(shuffle_partitions=2)
+    # Tiny tables: planning, not data, is the cost, so skip adaptive re-planning and code generation
+    # (together a third off this module's time) and shuffle into one partition.
+    tiny = {"spark.sql.adaptive.enabled": "false", "spark.sql.codegen.wholeStage": "false"}
+    session = spark.session(shuffle_partitions=1, conf=tiny)
     yield Engine(session)
     session.stop()
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 VIEWS_SQL = Path(__file__).with_name("spark_views.sql")
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 LOOPBACK = "127.0.0.1"
 # Spark's own settings for a session on one machine: nothing listens beyond loopback, no web
 # UI, no progress bars, UTC days (as DuckDB's), and no package fetched from a repository.
@@ -75,7 +76,12 @@ def session(
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(master).appName("cerver")
-    settings = LOCAL_CONF | {"spark.sql.shuffle.partitions": str(shuffle_partitions)} | dict(conf or {})
+    settings = LOCAL_CONF | {
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        # Errors only, from the JVM's start: Spark's default profile chatters into the CLI's output.
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}",
+    }
+    settings |= dict(conf or {})
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
