@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,9 +127,7 @@ def run(spark: SparkSession, name: str, values: Mapping[str, Any] | None = None)
     """Run the named query on the session's attached table; an Arrow table, as `queries.run` gives."""
     query = get(name)
     args = bind(query, values or {})
-    for table in query.tables:  # e.g. prices: built here, as queries.run builds it for DuckDB
-        if not spark.catalog.tableExists(table):
-            spark.createDataFrame(BUILDERS[table]()).createOrReplaceTempView(table)
+    register_tables(spark, query.tables)
     return spark.sql(spark_sql(name), args=args).toArrow()
 
 
@@ -161,7 +159,15 @@ def ibis_backend(spark: SparkSession) -> Any:
     """An ibis PySpark backend on the session: the attached views, for `queries.ibis_queries`."""
     import ibis
 
-    for table, build in BUILDERS.items():
-        if not spark.catalog.tableExists(table):
-            spark.createDataFrame(build()).createOrReplaceTempView(table)
+    register_tables(spark, BUILDERS)
     return ibis.pyspark.connect(spark)
+
+
+def register_tables(spark: SparkSession, names: Iterable[str]) -> None:
+    """The extra tables (e.g. prices) as temp views, built here as `queries.run` builds them for DuckDB.
+
+    Registered again each time: a temp view shadows a catalog table of the same name, and a
+    cluster's catalog may well hold a `prices` of its own.
+    """
+    for name in names:
+        spark.createDataFrame(BUILDERS[name]()).createOrReplaceTempView(name)
