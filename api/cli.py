@@ -157,6 +157,21 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument(
         "--root", default="cerver-relay", help="folder of the workspaces (default: ./cerver-relay)"
     )
+    relay.add_argument(
+        "--homes",
+        default=None,
+        help="folder of the sessions' agent CLI homes (default: ROOT-homes, beside ROOT)",
+    )
+    relay.add_argument(
+        "--claude-bin",
+        default=os.environ.get("CERVER_CLAUDE_BIN"),
+        help="the claude CLI for claude-code sessions (default: $CERVER_CLAUDE_BIN, else `claude` on PATH)",
+    )
+    relay.add_argument(
+        "--codex-bin",
+        default=os.environ.get("CERVER_CODEX_BIN"),
+        help="the codex CLI for codex sessions (default: $CERVER_CODEX_BIN, else `codex` on PATH)",
+    )
     relay.set_defaults(run=_relay)
     return parser
 
@@ -231,7 +246,9 @@ def _relay(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, flush=True)
 
-    return asyncio.run(serve(args.server, args.token, name, Path(args.root).absolute(), say))
+    homes = Path(args.homes).absolute() if args.homes else None
+    bins = {"claude": args.claude_bin, "codex": args.codex_bin}
+    return asyncio.run(serve(args.server, args.token, name, Path(args.root).absolute(), say, homes, bins))
 
 
 def _sql(args: argparse.Namespace) -> int:

@@ -2,7 +2,10 @@
 
 Workspaces live under `root/<session_id>` on this machine and are served by the `local`
 adapter's code (same process groups, timeouts, output caps and scrubbed environment: nothing
-of this process's environment, its token included, reaches a command). When the connection
+of this process's environment, its token included, reaches a command). Agent CLIs (claude,
+codex) are found on this machine — the path it was given (`--claude-bin`, `--codex-bin`), else
+PATH — and each session's CLI home is `homes/<tenant>/<session>/<harness>`, beside the
+workspaces (default `<root>-homes`); the CLIs it has are named in its hello. When the connection
 drops, running commands are killed and the relay dials again with backoff; a refused token
 ends it.
 """
@@ -14,15 +17,17 @@ import base64
 import contextlib
 import json
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from api.adapters.compute.base import CHUNK, ComputeError, ExecResult
+from api.adapters.compute.base import CHUNK, BadOptions, ComputeError, ExecResult
 from api.adapters.compute.local import LocalWorkspace, segment
+from api.adapters.harness.machine import find_executable, home_folder, machine_env, prepare_home
 from api.relay import protocol
 
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+CLIS = ("claude", "codex")  # the agent CLIs a relay finds for harnesses; no other name is looked up
 
 
 class TokenRefused(Exception):
@@ -36,8 +41,17 @@ class Replaced(Exception):
 class RelaySession:
     """One connection's worth of requests, each in its own task."""
 
-    def __init__(self, socket: Any, root: Path):
+    def __init__(
+        self,
+        socket: Any,
+        root: Path,
+        homes: Path | None = None,
+        tenant: str = "",
+        bins: Mapping[str, str | None] | None = None,
+    ):
         self.socket, self.root = socket, root
+        self.homes, self.tenant = homes or homes_beside(root), tenant
+        self.bins = {name: (bins or {}).get(name) for name in CLIS}
         self._tasks: dict[int, asyncio.Task] = {}
         self._uploads: dict[int, asyncio.Queue[bytes]] = {}
         self._send_lock = asyncio.Lock()
@@ -144,6 +158,22 @@ class RelaySession:
     async def _stop(self, request_id: int, ws: LocalWorkspace, m: dict[str, Any]) -> None:
         await ws.stop()
 
+    async def _cli_home(self, request_id: int, ws: LocalWorkspace, m: dict[str, Any]) -> dict[str, Any]:
+        name = m.get("binary")
+        if name not in self.bins:
+            raise BadOptions(f"this relay runs only the {', '.join(CLIS)} CLIs, not {name!r}")
+        binary, why = find_executable(name, self.bins[name])
+        if binary is None:
+            return {"binary": None, "missing": why}
+        try:
+            home = home_folder(self.homes, self.tenant, str(m.get("ws", "")), str(m.get("harness", "")))
+            files = {str(k): str(v) for k, v in (m.get("files") or {}).items()}
+            resumable = await asyncio.to_thread(prepare_home, home, files, m.get("glob"))
+        except ValueError as exc:
+            raise BadOptions(str(exc)) from None
+        env = machine_env(binary, str(home))
+        return {"binary": binary, "home": str(home), "env": env, "resumable": resumable}
+
 
 Op = Callable[[RelaySession, int, LocalWorkspace, dict[str, Any]], Awaitable[Any]]
 _OPS: dict[str, Op] = {
@@ -154,7 +184,18 @@ _OPS: dict[str, Op] = {
     "snapshot": RelaySession._snapshot,
     "restore": RelaySession._restore,
     "stop": RelaySession._stop,
+    "cli_home": RelaySession._cli_home,
 }
+
+
+def homes_beside(root: Path) -> Path:
+    """Where CLI homes live by default: a `<root>-homes` folder beside the workspaces folder."""
+    return root.with_name(f"{root.name}-homes")
+
+
+def clis_found(bins: Mapping[str, str | None]) -> list[str]:
+    """The agent CLIs this machine has (named in the relay's hello)."""
+    return [name for name in CLIS if find_executable(name, bins.get(name))[0] is not None]
 
 
 async def _split(data: bytes) -> AsyncIterator[bytes]:
@@ -162,7 +203,15 @@ async def _split(data: bytes) -> AsyncIterator[bytes]:
         yield data[start : start + CHUNK]
 
 
-async def connect_once(server: str, token: str, name: str, root: Path, say: Callable[[str], None]) -> None:
+async def connect_once(
+    server: str,
+    token: str,
+    name: str,
+    root: Path,
+    say: Callable[[str], None],
+    homes: Path | None = None,
+    bins: Mapping[str, str | None] | None = None,
+) -> None:
     """One connection: hello, then serve until it closes. TokenRefused when the server says no."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -181,23 +230,36 @@ async def connect_once(server: str, token: str, name: str, root: Path, say: Call
             raise TokenRefused(f"the server refused the token (HTTP {exc.response.status_code})") from None
         raise
     async with socket:
-        hello = protocol.encode(type="hello", name=name, root=str(root), version=protocol.VERSION)
+        clis = clis_found(bins or {})
+        hello = protocol.encode(type="hello", name=name, root=str(root), version=protocol.VERSION, clis=clis)
         await socket.send(hello)
         ready = json.loads(await socket.recv())
         if ready.get("type") != "ready":
             raise ConnectionError(f"unexpected answer to hello: {ready}")
         tenant = ready.get("tenant")
-        say(f"relay {name!r}: connected to {server} as compute for tenant {tenant!r}; workspaces in {root}")
+        say(
+            f"relay {name!r}: connected to {server} as compute for tenant {tenant!r}; workspaces in {root}; "
+            f"agent CLIs: {', '.join(clis) or 'none'}"
+        )
         with contextlib.suppress(ConnectionClosed):  # a drop; the close code below says whether to redial
-            await RelaySession(socket, root).run()
+            await RelaySession(socket, root, homes, str(tenant or ""), bins).run()
         if socket.close_code == protocol.REPLACED:
             raise Replaced(f"another relay connected as {name!r}")
 
 
-async def serve(server: str, token: str, name: str, root: Path, say: Callable[[str], None] = print) -> int:
+async def serve(
+    server: str,
+    token: str,
+    name: str,
+    root: Path,
+    say: Callable[[str], None] = print,
+    homes: Path | None = None,
+    bins: Mapping[str, str | None] | None = None,
+) -> int:
     """Stay connected: dial again with backoff after every drop. Returns an exit code when it must stop.
 
-    SIGTERM and SIGINT end it cleanly: running commands are killed first.
+    SIGTERM and SIGINT end it cleanly: running commands are killed first. `homes` holds the sessions'
+    CLI homes (default: beside `root`); `bins` names agent CLIs' executables (else they are found on PATH).
     """
     task = asyncio.current_task()
     assert task is not None
@@ -205,21 +267,30 @@ async def serve(server: str, token: str, name: str, root: Path, say: Callable[[s
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
     try:
-        return await _dial(server, token, name, root, say)
+        return await _dial(server, token, name, root, say, homes or homes_beside(root), bins or {})
     except asyncio.CancelledError:
         say(f"relay {name!r}: stopped")
         return 0
 
 
-async def _dial(server: str, token: str, name: str, root: Path, say: Callable[[str], None]) -> int:
+async def _dial(
+    server: str,
+    token: str,
+    name: str,
+    root: Path,
+    say: Callable[[str], None],
+    homes: Path,
+    bins: Mapping[str, str | None],
+) -> int:
     from websockets.exceptions import InvalidHandshake, WebSocketException
 
     root.mkdir(parents=True, exist_ok=True)
+    homes.mkdir(parents=True, exist_ok=True, mode=0o700)
     attempt = 0
     while True:
         started = asyncio.get_running_loop().time()
         try:
-            await connect_once(server, token, name, root, say)
+            await connect_once(server, token, name, root, say, homes, bins)
             reason = "connection closed"
         except TokenRefused as exc:
             say(f"relay {name!r}: {exc}; stopping")

@@ -44,8 +44,11 @@ _ERRORS: dict[str, Callable[[str], Exception]] = {
 class RelayConnection:
     """One connected relay: sends requests, routes its answers back to the waiting callers by id."""
 
-    def __init__(self, socket: WebSocket, tenant_id: str, name: str, root: str):
+    def __init__(
+        self, socket: WebSocket, tenant_id: str, name: str, root: str, clis: list[str] | None = None
+    ):
         self.socket, self.tenant_id, self.name, self.root = socket, tenant_id, name, root
+        self.clis = clis  # the agent CLIs it found when it connected (None: a relay too old to say)
         self.connected_at = dt.datetime.now(dt.UTC)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Queue[Item]] = {}
@@ -143,7 +146,8 @@ class RelayConnection:
 
     def describe(self) -> dict[str, Any]:
         """The relay as GET /v2/relays lists it."""
-        return {"name": self.name, "root": self.root, "connected_at": self.connected_at.isoformat()}
+        described = {"name": self.name, "root": self.root, "connected_at": self.connected_at.isoformat()}
+        return described | ({"clis": self.clis} if self.clis is not None else {})
 
 
 class RelayHub:
@@ -187,7 +191,9 @@ class RelayHub:
         if hello.get("type") != "hello" or not NAME.match(name):
             await _close(socket, 1008, "a relay name is 1-64 letters, digits, '.', '_' or '-'")
             return
-        conn = RelayConnection(socket, tenant_id, name, root)
+        clis = hello.get("clis")
+        clis = [str(c) for c in clis] if isinstance(clis, list) else None
+        conn = RelayConnection(socket, tenant_id, name, root, clis)
         old = self.register(conn)
         if old is not None:
             await _close(old.socket, protocol.REPLACED, "replaced by a new connection of the same name")

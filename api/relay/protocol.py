@@ -2,10 +2,14 @@
 
 One WebSocket per relay. Text frames are JSON messages:
 
-- relay -> server, first: `{"type": "hello", "name", "root", "version"}`; the server answers
+- relay -> server, first: `{"type": "hello", "name", "root", "version", "clis"}` (`clis`: the
+  agent CLIs it found, e.g. `["claude", "codex"]`); the server answers
   `{"type": "ready", "tenant", "name"}` (the tenant is the relay token's).
 - server -> relay: requests `{"id", "op", "ws", ...}` with `op` one of exec, exec_lines,
-  write_file, read_file, snapshot, restore, stop; and `{"id", "op": "cancel"}` to abandon one.
+  write_file, read_file, snapshot, restore, stop, cli_home; and `{"id", "op": "cancel"}` to
+  abandon one. `cli_home` `{"harness", "binary", "files", "glob"}` asks for an agent CLI's place
+  on the relay's machine: the result is `{"binary", "home", "env", "resumable"}` (see
+  api/adapters/harness/place.py), or `{"binary": null, "missing"}` when it has no such CLI.
 - relay -> server: `{"id", "type": "line", "line"}` (exec_lines), then exactly one
   `{"id", "type": "result", "value"}` or `{"id", "type": "error", "code", "message"}`.
 

@@ -1,14 +1,18 @@
 """One turn by an agent CLI harness (claude-code, codex) in the session's workspace, every step an event.
 
 The runner has already written the user's message and `run.started`. Here: the session's
-workspace (local compute is attached when it has none), its private CLI home, the prompt
-(the new turn, after what this CLI session has not seen: see api/adapters/harness/context.py),
-then the CLI. Each tool call and result is written as it happens (`tool.call` /
-`tool.result`, with the run's id); the final answer becomes the assistant `message` and
-`run.completed` (tokens, cost, latency, time to first output, and in attrs the CLI's own
-session id and figures, which the next turn resumes from). A failure is `run.failed`
-(status `error` or `timeout`, the CLI's stderr tail in `error` and attrs) and a 502/504 to
-the caller; the transcript keeps everything written before it. An agent acts on the
+workspace (local compute is attached when it has none); the CLI and its private home on that
+workspace's machine (the server for `local`, the relay's machine for `relay`: see
+api/adapters/harness/place.py; a CLI missing there, or compute that cannot run one, is a 422
+`harness_unavailable` with `run.failed`); whether the CLI session to resume still has its files
+in that home (after a move to other compute it has not, and the CLI starts afresh with the
+transcript as context); the prompt (the new turn, after what this CLI session has not seen: see
+api/adapters/harness/context.py); then the CLI. Each tool call and result is written as it
+happens (`tool.call` / `tool.result`, with the run's id); the final answer becomes the
+assistant `message` and `run.completed` (tokens, cost, latency, time to first output, and in
+attrs the CLI's own session id and figures, which the next turn resumes from). A failure is
+`run.failed` (status `error` or `timeout`, the CLI's stderr tail in `error` and attrs) and a
+502/504 to the caller; the transcript keeps everything written before it. An agent acts on the
 workspace, so a failed turn is never retried nor handed to a fallback model.
 """
 
@@ -22,11 +26,23 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from api.adapters.harness import HarnessError, ToolCall, ToolResult, TurnRequest, TurnResult, harness_for
+from api.adapters.compute import ComputeError
+from api.adapters.harness import (
+    HarnessError,
+    HarnessUnavailable,
+    ToolCall,
+    ToolResult,
+    TurnRequest,
+    TurnResult,
+    harness_for,
+)
 from api.adapters.harness.cli import CliHarness
 from api.adapters.harness.context import prompt
+from api.adapters.harness.machine import home_folder
+from api.adapters.harness.place import CliPlace, place_cli
 from api.adapters.models import CallOptions
 from api.errors import ApiError
+from api.sessions.compute import api_error
 from api.sessions.events import event
 from api.sessions.runner import Outcome, Run, Runner
 
@@ -34,11 +50,11 @@ ERROR_TAIL = 1000  # characters of stderr kept in `run.failed.error` (attrs keep
 
 
 def home_of(root: Path, tenant_id: str, session_id: str, harness: str) -> Path:
-    """A session's private home for one CLI: `<root>/<tenant>/<session>/<harness>`, outside any workspace."""
-    parts = [tenant_id, session_id, harness]
-    if any(p in ("", ".", "..") or "/" in p or "\\" in p or "\x00" in p for p in parts):
-        raise ApiError(422, "invalid_request", f"cannot keep a CLI home for session {session_id!r}")
-    return root.joinpath(*parts)
+    """A session's private home for one CLI on the server: `<root>/<tenant>/<session>/<harness>`."""
+    try:
+        return home_folder(root, tenant_id, session_id, harness)
+    except ValueError:
+        raise ApiError(422, "invalid_request", f"cannot keep a CLI home for session {session_id!r}") from None
 
 
 async def execute(runner: Runner, run: Run) -> AsyncIterator[str | Outcome]:
@@ -52,18 +68,18 @@ async def execute(runner: Runner, run: Run) -> AsyncIterator[str | Outcome]:
     finished = False
     held = contextlib.AsyncExitStack()
     try:
+        last = state.cli.get(harness.name)
         try:
             workspace = await held.enter_async_context(
                 runner.compute.in_use(state.tenant_id, state.session_id, state)
             )
+            common["compute"] = state.compute
+            place = await _place(runner, run, harness, workspace, (last or {}).get("session_id"))
         except ApiError as exc:
             await runner._after_start(run, [runner._failed_event(run, [], "error", exc.message, **common)])
             finished = True
             raise
-        common["compute"] = state.compute
-        home = home_of(runner.harness_homes(), state.tenant_id, state.session_id, harness.name)
-        last = state.cli.get(harness.name)
-        resume = last if last and harness.can_resume(home, last.get("session_id")) else None
+        resume = last if last and place.resumable else None
         earlier = run.messages[: len(run.messages) - run.turn_length]
         unseen = earlier[int(resume.get("seen", 0)) :] if resume else earlier
         options = CallOptions(run.temperature, run.max_tokens, settings.harness_timeout_s)
@@ -74,8 +90,8 @@ async def execute(runner: Runner, run: Run) -> AsyncIterator[str | Outcome]:
             run.streaming,
             prompt(unseen, run.messages[len(earlier) :]),
             workspace,
-            home,
-            resume,
+            resume=resume,
+            place=place,
         )
         result: TurnResult | None = None
         try:
@@ -109,6 +125,25 @@ async def execute(runner: Runner, run: Run) -> AsyncIterator[str | Outcome]:
                     await asyncio.shield(runner._after_start(run, [failed]))
         finally:
             state.lock.release()
+
+
+async def _place(runner: Runner, run: Run, harness: CliHarness, workspace: Any, ref: str | None) -> CliPlace:
+    """The CLI and its home on the workspace's machine; ApiError 422 (not there) or 502 (compute gone)."""
+    state = run.state
+    home = home_of(runner.harness_homes(), state.tenant_id, state.session_id, harness.name)
+    try:
+        return await place_cli(
+            harness,
+            workspace,
+            provider=state.compute or "",
+            local_home=home,
+            model=run.models[0],
+            resume_ref=ref,
+        )
+    except HarnessUnavailable as exc:
+        raise ApiError(422, "harness_unavailable", str(exc)) from None
+    except ComputeError as exc:
+        raise api_error(exc) from None
 
 
 def _tool_event(run: Run, common: dict[str, Any], item: ToolCall | ToolResult) -> dict[str, Any]:

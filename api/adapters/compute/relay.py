@@ -3,7 +3,8 @@
 Options: `{"name": N}` picks the tenant's relay of that name; without it, the tenant's only
 connected relay is used. The relay must be connected when compute is attached (else 502); every
 call looks the relay up again, so a relay that reconnects under the same name serves the same
-workspaces (they live in its folder on its machine).
+workspaces (they live in its folder on its machine). Agent CLI harnesses run there too: the relay
+finds the CLI on its own machine and keeps each session's CLI home beside its workspaces (`cli_home`).
 """
 
 from __future__ import annotations
@@ -105,6 +106,18 @@ class RelayWorkspace:
     async def stop(self) -> None:
         """Remove the workspace folder on the relay."""
         await self._relay().call("stop", self._args())
+
+    async def cli_home(
+        self, harness: str, binary: str | None, files: Mapping[str, str], session_glob: str | None
+    ) -> dict[str, Any]:
+        """Ask the relay for an agent CLI's place on its machine (see api/adapters/harness/place.py).
+
+        The relay finds `binary`, makes this session's home for `harness` beside its workspaces, writes
+        `files` into it and answers `{binary, home, env, resumable}` (`binary` null and `missing` saying
+        why when it has no such CLI).
+        """
+        args = self._args(harness=harness, binary=binary, files=dict(files), glob=session_glob)
+        return await self._relay().call("cli_home", args)
 
 
 class RelayCompute:

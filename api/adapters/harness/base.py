@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from api.adapters.models.base import CallOptions, Message, ModelResult
 
 if TYPE_CHECKING:
+    from api.adapters.harness.place import CliPlace
     from api.sessions.compute import Workspace
 
 # name → "module:attribute"; adding a harness is one file and one line here.
@@ -90,9 +91,10 @@ class TurnRequest:
     streaming: bool
     prompt: str = ""  # the text sent to a CLI (the new turn, with any context it has not seen)
     workspace: Workspace | None = None
-    home: Path | None = None  # this session's private HOME for the CLI, outside the workspace
+    home: Path | None = None  # this session's private HOME for the CLI, outside the workspace (local compute)
     resume: dict[str, Any] | None = None  # the `cli` of this CLI session's last turn, if it goes on
     env: dict[str, str] = field(default_factory=dict)  # provider keys and URLs from the server's env
+    place: CliPlace | None = None  # the CLI and its home where the workspace runs (else found from `home`)
 
 
 class HarnessUnavailable(Exception):

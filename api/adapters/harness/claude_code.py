@@ -4,10 +4,10 @@
            --model <model> --allowedTools <tools> (--session-id <new uuid> | --resume <session id>)
 
 The first turn starts a Claude Code session with an id Cerver picks; later turns resume it
-(its files are in this session's CLI home, `$HOME/.claude/projects/…`). The key and base URL
-are the server's ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL (or ANTHROPIC_API_BASE, as litellm
-spells it), passed in the process's environment only (and CLAUDE_CODE_MAX_RETRIES when the
-server sets it). Tools run without asking: the ones in
+(its files are in this session's CLI home on the compute's machine, `$HOME/.claude/projects/…`).
+The key and base URL are the server's ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL (or
+ANTHROPIC_API_BASE, as litellm spells it), passed in the process's environment only (and
+CLAUDE_CODE_MAX_RETRIES when the server sets it). Tools run without asking: the ones in
 CERVER_CLAUDE_TOOLS (default below); the workspace is the agent's sandbox.
 """
 
@@ -61,7 +61,7 @@ class ClaudeCodeHarness(CliHarness):
             request.prompt,
         ]
 
-    def env(self, home: Path) -> dict[str, str]:
+    def env(self, home: str | Path) -> dict[str, str]:
         """The Anthropic key and base URL from the server's environment; no telemetry, updates or reports."""
         return keep(
             {

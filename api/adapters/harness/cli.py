@@ -1,14 +1,16 @@
 """What the agent CLI harnesses share: finding the executable, the run's environment, driving the process.
 
-A CLI turn is one process in the session's compute workspace (`Workspace.exec_lines`): its
-stdout lines go to the harness's stream parser as they come; its stderr is kept for errors.
-The process gets the workspace's scrubbed environment plus only what the CLI needs: a HOME
-of its own (this session's CLI home, outside the workspace, so its settings, credentials and
-session files never mix with another session's or land in the workspace), the provider key
-and base URL from the server's environment, the server's proxy settings, and switches that
-turn off telemetry and update checks. A non-zero exit, a malformed line or a missing result
-is a HarnessError with the stderr's tail; a timeout kills the process group (the compute
-layer does that) and is a HarnessError with status `timeout`.
+A CLI turn is one process in the session's compute workspace (`Workspace.exec_lines`), on
+that compute's machine: the server for `local`, the relay's machine for `relay` (see
+place.py). Its stdout lines go to the harness's stream parser as they come; its stderr is kept
+for errors. The process gets the workspace's scrubbed environment plus only what the CLI needs:
+a HOME of its own (this session's CLI home on that machine, outside the workspace, so its
+settings, credentials and session files never mix with another session's or land in the
+workspace), that machine's PATH to the CLI and its proxy settings (machine.py), the provider
+key and base URL from the server's environment (in the process's environment only, never in a
+file), and switches that turn off telemetry and update checks. A non-zero exit, a malformed
+line or a missing result is a HarnessError with the stderr's tail; a timeout kills the process
+group (the compute layer does that) and is a HarnessError with status `timeout`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,10 +32,11 @@ from api.adapters.harness.base import (
     bare_model,
     provider_of,
 )
+from api.adapters.harness.machine import find_executable, machine_env, prepare_home
+from api.adapters.harness.place import place_cli
 from api.adapters.models.base import UnknownModel
 
 STDERR_TAIL = 4000  # characters of stderr kept with a failed run
-PASSED_THROUGH = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")  # and their lower-case spellings
 
 
 class StreamParser(Protocol):
@@ -62,24 +64,23 @@ class CliHarness:
     capabilities: Capabilities
     session_files: str  # glob under the CLI home of a CLI session's files, `{ref}` its id
 
+    def session_glob(self, ref: str) -> str:
+        """The glob, relative to the CLI home, of CLI session `ref`'s files."""
+        return self.session_files.format(ref=glob.escape(str(ref)))
+
     def can_resume(self, home: Path, ref: str | None) -> bool:
         """Whether this home still holds the files of CLI session `ref` (a resume needs them)."""
-        return bool(ref) and any(home.glob(self.session_files.format(ref=glob.escape(str(ref)))))
+        return bool(ref) and any(home.glob(self.session_glob(str(ref))))
 
     def locate(self) -> str:
-        """The executable: `$<binary_env>` if set, else the first on PATH; HarnessUnavailable if none."""
+        """The executable on the server: `$<binary_env>` if set, else on PATH; HarnessUnavailable if none."""
         caps = self.capabilities
         assert caps.binary is not None and caps.binary_env is not None
         explicit = os.environ.get(caps.binary_env)
-        if explicit:
-            if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
-                return os.path.abspath(explicit)
-            where = f"{caps.binary_env}={explicit} is not an executable file"
-        else:
-            found = shutil.which(caps.binary)
-            if found is not None:
-                return found
-            where = f"`{caps.binary}` is not on PATH"
+        found, why = find_executable(caps.binary, explicit)
+        if found is not None:
+            return found
+        where = f"{caps.binary_env}={why}" if explicit else why
         raise HarnessUnavailable(
             f"the {self.name} harness needs the {caps.binary} CLI ({where}): install it with "
             f"`npm i -g {caps.package}`, or set {caps.binary_env} to its executable"
@@ -95,15 +96,13 @@ class CliHarness:
 
     async def turn(self, request: TurnRequest) -> AsyncIterator[TurnItem]:
         """Run the CLI once in the workspace; yield what its stdout says as it says it."""
-        if request.workspace is None or request.home is None:
+        if request.workspace is None or (request.home is None and request.place is None):
             raise HarnessError(f"the {self.name} harness runs in a workspace, and none was given")
-        binary = self.locate()
-        home = request.home
-        for folder in (home, home / "tmp"):
-            folder.mkdir(parents=True, exist_ok=True)
-        self.prepare(home, request)
-        argv = self.argv(binary, request)
-        env = {**self.base_env(binary, home), **self.env(home)}
+        place = request.place or await place_cli(
+            self, request.workspace, provider="local", local_home=request.home, model=request.model
+        )
+        argv = self.argv(place.binary, request)
+        env = {**place.env, **self.env(place.home)}
         parser = self.parser(request)
         failure: HarnessError | None = None
         result = None
@@ -143,41 +142,26 @@ class CliHarness:
             raise
 
     def base_env(self, binary: str, home: Path) -> dict[str, str]:
-        """HOME and XDG folders in this session's CLI home; the executable's folder first on PATH; proxies."""
-        path = [str(Path(binary).parent)]
-        node = shutil.which("node")  # the npm CLIs are Node scripts (`#!/usr/bin/env node`)
-        if node:
-            path.append(str(Path(node).parent))
-        path += (os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin").split(os.pathsep)
-        env = {
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_DATA_HOME": str(home / ".local" / "share"),
-            "XDG_CACHE_HOME": str(home / ".cache"),
-            "XDG_STATE_HOME": str(home / ".local" / "state"),
-            "TMPDIR": str(home / "tmp"),
-            "PATH": os.pathsep.join(dict.fromkeys(p for p in path if p)),
-            "TERM": "dumb",
-            "NO_COLOR": "1",
-        }
-        for name in PASSED_THROUGH:
-            for spelling in (name, name.lower()):
-                if os.environ.get(spelling):
-                    env[spelling] = os.environ[spelling]
-        return env
+        """The server's part of the environment for a CLI run here (see `machine.machine_env`)."""
+        return machine_env(binary, str(home))
 
     def model_arg(self, request: TurnRequest) -> str:
         """The session's model as the CLI names it (no provider prefix)."""
         return bare_model(request.model)
 
+    def home_files(self, model: str) -> dict[str, str]:
+        """Files the CLI reads from its home, by path relative to it (none by default; never a key)."""
+        return {}
+
     def prepare(self, home: Path, request: TurnRequest) -> None:
-        """Write what the CLI reads from its home before it starts (nothing by default)."""
+        """Create `home` on this machine and write `home_files` into it."""
+        prepare_home(home, self.home_files(request.model))
 
     def argv(self, binary: str, request: TurnRequest) -> list[str]:
         """The command line of this turn."""
         raise NotImplementedError
 
-    def env(self, home: Path) -> dict[str, str]:
+    def env(self, home: str | Path) -> dict[str, str]:
         """The CLI's own variables: provider key and base URL, telemetry off."""
         raise NotImplementedError
 

@@ -3,8 +3,9 @@
     codex exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox -m <model> -- <prompt>
     codex exec resume --json … -m <model> -- <thread id> <prompt>        (later turns)
 
-Codex ignores OPENAI_BASE_URL, so each run writes `$CODEX_HOME/config.toml` (CODEX_HOME is
-in this session's CLI home, never in the workspace) with a `model_providers.cerver` entry:
+Codex ignores OPENAI_BASE_URL, so each run writes `$CODEX_HOME/config.toml` (CODEX_HOME is in
+this session's CLI home on the compute's machine, never in the workspace) with a
+`model_providers.cerver` entry:
 `base_url` from the server's OPENAI_BASE_URL (or OPENAI_API_BASE; else OpenAI's), `env_key =
 "OPENAI_API_KEY"` (whose value reaches the process through its environment only, never a
 file) and `wire_api = "responses"`; analytics, feedback, update checks and plugin sync off.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from api.adapters.harness.base import Capabilities, TurnRequest
+from api.adapters.harness.base import Capabilities, TurnRequest, bare_model
 from api.adapters.harness.cli import CliHarness, keep, server_env
 from api.adapters.harness.codex_stream import CodexStream
 
@@ -67,12 +68,10 @@ class CodexHarness(CliHarness):
     )
     session_files = ".codex/sessions/*/*/*/rollout-*-{ref}.jsonl"
 
-    def prepare(self, home: Path, request: TurnRequest) -> None:
-        """Write this run's `config.toml` into the session's CODEX_HOME."""
-        codex_home = home / ".codex"
-        codex_home.mkdir(parents=True, exist_ok=True)
+    def home_files(self, model: str) -> dict[str, str]:
+        """This run's `config.toml` in the session's CODEX_HOME (the provider entry; no key)."""
         base_url = server_env("OPENAI_BASE_URL", "OPENAI_API_BASE") or DEFAULT_BASE_URL
-        (codex_home / "config.toml").write_text(config_toml(self.model_arg(request), base_url))
+        return {".codex/config.toml": config_toml(bare_model(model), base_url)}
 
     def argv(self, binary: str, request: TurnRequest) -> list[str]:
         """`codex exec`, or `codex exec resume <thread>` when the session has a Codex thread."""
@@ -81,9 +80,9 @@ class CodexHarness(CliHarness):
         model = ["-m", self.model_arg(request)]
         return [*head, *FLAGS, *model, "--", *([str(thread)] if thread else []), request.prompt]
 
-    def env(self, home: Path) -> dict[str, str]:
+    def env(self, home: str | Path) -> dict[str, str]:
         """CODEX_HOME in the session's CLI home; the OpenAI key from the server's environment."""
-        return keep({"CODEX_HOME": str(home / ".codex"), KEY_VARIABLE: server_env(KEY_VARIABLE)})
+        return keep({"CODEX_HOME": f"{home}/.codex", KEY_VARIABLE: server_env(KEY_VARIABLE)})
 
     def parser(self, request: TurnRequest) -> CodexStream:
         """A parser that knows the thread's usage total after the last turn."""
