@@ -27,6 +27,7 @@ from queries.engines import spark
 from tests.conftest import MANUAL
 from tests.queries_dataset import SONNET, build, load
 from tests.test_queries_ibis import CASES
+from warehouse.errors import WarehouseError
 
 pytestmark = [
     pytest.mark.skipif(
@@ -174,13 +175,18 @@ def test_spark_reads_the_table_not_the_writers_tail(session: Any, tmp_path: Path
         assert session.sql("SELECT count(*) AS n FROM events").toArrow()["n"][0].as_py() == len(events)
 
 
-def test_an_empty_table_gives_empty_answers(session: Any, tmp_path: Path) -> None:
+def test_a_warehouse_that_has_flushed_nothing_gives_empty_answers(session: Any, tmp_path: Path) -> None:
     with warehouse.open(tmp_path / "data", policy=MANUAL) as wh:
-        wh.append(build()[:1])  # creates the table's folder and log; nothing flushed yet
-        assert spark.attach(session, tmp_path / "data", files=[]) == []
+        wh.append(build()[:5])  # in the log only: the Delta table does not exist yet
+        assert spark.attach(session, tmp_path / "data") == []
         answer = spark.run(session, "cost_by_model")
         assert answer.column_names == queries.run(wh, "cost_by_model").column_names
     assert answer.num_rows == 0
+
+
+def test_no_warehouse_there_is_a_warehouse_error(tmp_path: Path) -> None:
+    with pytest.raises(WarehouseError, match="no warehouse table at"):
+        spark.live_files(tmp_path / "nowhere")
 
 
 def test_parameters_stay_parameters_in_the_spark_sql() -> None:
@@ -218,3 +224,11 @@ def test_cli_runs_a_named_query_on_spark(
         assert main(["query", "errors_by_model", "--data", data, "--engine", engine, "--format", "json"]) == 0
         outputs.append([json.loads(line) for line in capsys.readouterr().out.splitlines()])
     assert outputs[0] == outputs[1] and len(outputs[1]) == 3
+
+
+def test_cli_on_spark_without_a_warehouse_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrong --data fails before any JVM starts, with the same message style as DuckDB's."""
+    from api.cli import main
+
+    assert main(["query", "sessions", "--data", str(tmp_path / "nowhere"), "--engine", "spark"]) == 1
+    assert "no warehouse table at" in capsys.readouterr().err

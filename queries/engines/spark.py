@@ -90,10 +90,23 @@ def session(
 
 
 def live_files(data: str | Path) -> list[str]:
-    """The Parquet files of the events table's current version, from its Delta log."""
-    from deltalake import DeltaTable
+    """The Parquet files of the events table's current version, from its Delta log.
 
-    uris = DeltaTable(f"{str(data).rstrip('/')}/events").file_uris()
+    No files for a local warehouse folder that has flushed nothing yet (it has no table yet); a
+    missing folder, or a URL with no table, raises WarehouseError as opening it for DuckDB would.
+    """
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    from warehouse.errors import WarehouseError
+
+    url = str(data).rstrip("/")
+    try:
+        uris = DeltaTable(f"{url}/events").file_uris()
+    except TableNotFoundError:
+        if "://" not in url and Path(url).is_dir():
+            return []
+        raise WarehouseError(f"no warehouse table at {url}/events") from None
     # Spark's Hadoop file systems name S3 `s3a://` (the hadoop-aws jar must be on the cluster).
     return [f"s3a://{uri.removeprefix('s3://')}" if uri.startswith("s3://") else uri for uri in uris]
 
@@ -133,8 +146,9 @@ def run(spark: SparkSession, name: str, values: Mapping[str, Any] | None = None)
 
 def query(data: str | Path, name: str, values: Mapping[str, Any] | None = None) -> pa.Table:
     """The named query on `data`'s table in a local Spark session (`cerver query NAME --engine spark`)."""
+    files = live_files(data)  # a wrong --data fails here, before a JVM starts
     spark = session()
-    attach(spark, data)
+    attach(spark, data, files=files)
     return run(spark, name, values)
 
 
