@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +81,14 @@ def world(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Itera
         with server.client(token) as client:
             client.timeout = 90
             wait_until(lambda: {"box", "bare"} <= _connected(client), what="both relays")
-            yield {"server": server, "client": client, "box": box, "bare": bare, "runs": counter}
+            yield {
+                "server": server,
+                "client": client,
+                "token": token,
+                "box": box,
+                "bare": bare,
+                "runs": counter,
+            }
     finally:
         for relay in relays:
             relay.stop()
@@ -293,3 +301,39 @@ def test_a_cli_home_keeps_its_files_inside(tmp_path: Path) -> None:
     for session in ("..", "a/b", ""):
         with pytest.raises(ValueError, match="cannot keep a CLI home"):
             home_folder(tmp_path, TENANT, session, "codex")
+
+
+def test_a_relay_that_drops_mid_turn_fails_the_run_cleanly(
+    client: httpx.Client, world: dict[str, Any], fake: FakeProvider
+) -> None:
+    """The relay stops while its CLI waits on the model: 502 at once, `run.failed`, the transcript kept."""
+    box = world["box"]
+    flaky = Relay(world["server"], world["token"], "flaky", box.root.parent, box.env)
+    flaky.args += ["--claude-bin", str(cli_path("claude"))]
+    flaky.start()
+    try:
+        wait_until(lambda: "flaky" in _connected(client), what="relay flaky")
+        session = create(client, "claude-code", CLAUDE)
+        attach(client, session, "flaky")
+        fake.delay_next(30, provider="anthropic")
+        out: dict[str, Any] = {}
+        worker = threading.Thread(
+            target=lambda: out.update(
+                r=client.post(f"/v2/sessions/{session}/run-llm", json={"prompt": "are you there?"})
+            )
+        )
+        worker.start()
+        wait_until(lambda: fake.requests_for("anthropic"), timeout=60, what="the CLI to call the model")
+        flaky.stop()  # SIGTERM: the relay kills its commands and hangs up
+        stopped = time.monotonic()
+        worker.join(30)
+    finally:
+        flaky.stop()
+    response = out["r"]
+    assert response.status_code == 502, response.text
+    assert time.monotonic() - stopped < 10
+    failed = of(events(world["server"], session), "run.failed")
+    assert len(failed) == 1 and failed[0]["status"] == "error" and "flaky" in failed[0]["error"]
+    assert [m["content"] for m in client.get(f"/v2/sessions/{session}").json()["transcript"]] == [
+        "are you there?"
+    ]

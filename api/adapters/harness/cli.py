@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from api.adapters.compute.base import ComputeError
 from api.adapters.harness.base import (
     Capabilities,
     HarnessError,
@@ -107,20 +108,23 @@ class CliHarness:
         failure: HarnessError | None = None
         result = None
         lines = request.workspace.exec_lines(argv, request.options.timeout_s, env)
-        async with contextlib.aclosing(lines):  # the caller leaving kills the process at once
-            async for item in lines:
-                if not isinstance(item, str):
-                    result = item
-                    continue
-                if failure is not None:
-                    continue  # drain to the end, so stderr is complete
-                try:
-                    items = parser.feed(item)
-                except HarnessError as exc:
-                    failure = exc
-                    continue
-                for out in items:
-                    yield out
+        try:
+            async with contextlib.aclosing(lines):  # the caller leaving kills the process at once
+                async for item in lines:
+                    if not isinstance(item, str):
+                        result = item
+                        continue
+                    if failure is not None:
+                        continue  # drain to the end, so stderr is complete
+                    try:
+                        items = parser.feed(item)
+                    except HarnessError as exc:
+                        failure = exc
+                        continue
+                    for out in items:
+                        yield out
+        except ComputeError as exc:  # e.g. the relay it ran on hung up mid-turn
+            raise HarnessError(f"{self.capabilities.binary} lost its compute mid-turn: {exc}") from None
         stderr = tail(getattr(result, "stderr", "") or "")
         if result is not None and result.timed_out:
             raise HarnessError(
