@@ -18,6 +18,7 @@ it. `ibis_backend` gives the same views to `queries.ibis_queries` through ibis's
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterable, Mapping
@@ -131,8 +132,7 @@ def attach(spark: SparkSession, data: str | Path, *, files: list[str] | None = N
 
 def view_statements() -> list[str]:
     """The `CREATE TEMP VIEW` statements of spark_views.sql, in order."""
-    text = VIEWS_SQL.read_text(encoding="utf-8")
-    chunks = "\n".join(";" if line.strip() == ";" else line for line in text.splitlines()).split("\n;")
+    chunks = re.split(r"^;$", VIEWS_SQL.read_text(encoding="utf-8"), flags=re.MULTILINE)
     return [chunk.strip() for chunk in chunks if "CREATE" in chunk]
 
 
