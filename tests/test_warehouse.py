@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -69,6 +71,25 @@ def test_log_is_replayed_when_the_writer_never_closed(data_dir: Path) -> None:
         assert count(again) == 9
         assert again.info()["tail_events"] == 9
         assert again.append(batch[:1]).duplicates == 1
+    finally:
+        again.close()
+
+
+def test_a_warehouse_left_open_at_exit_stops_quietly_and_keeps_its_events(data_dir: Path) -> None:
+    """A process that never closes its warehouse exits cleanly (flusher and DuckDB stopped first)."""
+    script = (
+        "import sys, warehouse\n"
+        "from tests.factory import conversation\n"
+        "wh = warehouse.open(sys.argv[1])\n"
+        "wh.append(conversation('s'))\n"
+        "wh.sql('select count(*) from sessions')\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script, str(data_dir)], cwd=root, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    again = warehouse.open(data_dir, policy=MANUAL)
+    try:
+        assert count(again) == 9
     finally:
         again.close()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from warehouse.core import AppendResult, CompactResult, FlushPolicy, Warehouse
+from warehouse.core import Warehouse
 from warehouse.errors import (
     ClosedError,
     CorruptLogError,
@@ -23,6 +23,8 @@ from warehouse.errors import (
     WarehouseLocked,
 )
 from warehouse.ids import new_event_id
+from warehouse.policy import FlushPolicy
+from warehouse.results import AppendResult, CompactResult
 from warehouse.schema import EVENT_TYPES, REQUIRED, SCHEMA, SCHEMA_VERSION
 from warehouse.storage import Location, locate
 

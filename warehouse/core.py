@@ -17,18 +17,21 @@ exactly once).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs  # imported before our exit hook is registered, so that hook runs first
 from deltalake.exceptions import CommitFailedError
 
 from warehouse import dedup, wal
@@ -36,7 +39,9 @@ from warehouse.compaction import compact_day
 from warehouse.errors import ClosedError, CorruptLogError, WarehouseError
 from warehouse.lock import FolderLock
 from warehouse.parts import EMPTY, PartStore, Snapshot
+from warehouse.policy import FlushPolicy
 from warehouse.query import Params, QueryEngine, ReadView, Tables
+from warehouse.results import AppendResult, CompactResult
 from warehouse.sandbox import Answer, Limits, run_confined
 from warehouse.schema import SCHEMA, Events, to_table
 from warehouse.storage import Location, locate
@@ -44,52 +49,6 @@ from warehouse.storage import Location, locate
 log = logging.getLogger("cerver.warehouse")
 _NO_WRITER = "none"
 COMMIT_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class FlushPolicy:
-    """Flush the tail when it holds this many rows or bytes, or its oldest batch is this old."""
-
-    rows: int = 500_000
-    bytes: int = 256 << 20
-    age_s: float = 60.0
-    compact_files: int = 64  # compact a day once a flush leaves it with this many files
-    refresh_s: float = 1.0  # follow other writers' commits to the table this often
-
-    @classmethod
-    def from_env(cls) -> FlushPolicy:
-        """CERVER_FLUSH_ROWS, _FLUSH_BYTES, _FLUSH_AGE_S, _COMPACT_FILES, _REFRESH_S, else the defaults."""
-        env, d = os.environ.get, cls()
-        return cls(
-            rows=int(env("CERVER_FLUSH_ROWS", d.rows)),
-            bytes=int(env("CERVER_FLUSH_BYTES", d.bytes)),
-            age_s=float(env("CERVER_FLUSH_AGE_S", d.age_s)),
-            compact_files=int(env("CERVER_COMPACT_FILES", d.compact_files)),
-            refresh_s=float(env("CERVER_REFRESH_S", d.refresh_s)),
-        )
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    """How many events a batch added, and how many were already stored.
-
-    `stored` marks, row by row in the order given, the events this append stored (the others
-    were duplicates), for callers that append several requests' events at once.
-    """
-
-    accepted: int
-    duplicates: int
-    stored: np.ndarray | None = field(default=None, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class CompactResult:
-    """What a compaction did."""
-
-    partitions: int
-    files_before: int
-    files_after: int
-    vacuumed: int
 
 
 @dataclass
@@ -161,6 +120,7 @@ class Warehouse:
                 self._engine.close()
                 self._lock.release()
                 raise
+        _open.add(self)
 
     # -- opening -------------------------------------------------------------
 
@@ -477,16 +437,21 @@ class Warehouse:
 
     def close(self) -> None:
         """Flush the tail, stop the background thread and release the folder."""
+        self._shut(flush=True)
+
+    def _shut(self, *, flush: bool) -> None:
         if self._closed:
             return
         self._closed = True  # refuse new calls from here on
+        _open.discard(self)
         if not self.read_only:
             self._stopping.set()
             self._flush_wanted.set()
             if self._flusher is not None:
                 self._flusher.join()
             try:
-                self._flush()
+                if flush:
+                    self._flush()
             except Exception:  # the log keeps the tail for the next open
                 log.exception("final flush failed; the log keeps the events for the next open")
             self._wal.close()
@@ -514,6 +479,24 @@ class Warehouse:
         if self.read_only:
             self._refresh()
         return run_confined(self._read_view(), tenant_id, query, params, tables=tables, limits=limits)
+
+
+_open: weakref.WeakSet[Warehouse] = weakref.WeakSet()
+
+
+@atexit.register
+def _quiesce_at_exit() -> None:
+    """At exit, stop what warehouses left open still run: their flusher and their DuckDB.
+
+    Their events are safe in the log (replayed at the next open). What must not happen is a
+    flusher still talking to object storage, or a DuckDB connection calling back into Python
+    through a registered filesystem, while pyarrow's S3 layer and the interpreter are torn
+    down: that crashes the process at exit. (atexit runs hooks last-registered first; pyarrow
+    registers its S3 finalizer when `pyarrow.fs` is first imported, above.)
+    """
+    for wh in list(_open):
+        with contextlib.suppress(Exception):
+            wh._shut(flush=False)
 
 
 def _background_priority() -> None:
