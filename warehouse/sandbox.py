@@ -58,7 +58,8 @@ _BATCH_ROWS = 2048
 
 # The engine keeps `sessions` materialised (sessions.sql); a confined query aggregates the
 # tenant's events instead, the plain way, which plans and runs fastest over one tenant.
-# Same columns, types and values: tests/test_sandbox.py compares the two.
+# Same columns, types and values: tests/test_sandbox.py compares the two. Portable SQL (no
+# '-infinity'), since the Spark engine (queries/engines/spark.py) transpiles it too.
 SESSIONS_SQL = """
 CREATE VIEW sessions AS
 SELECT
@@ -68,9 +69,10 @@ SELECT
     arg_max(parent_session_id, ts) FILTER (WHERE parent_session_id IS NOT NULL) AS parent_session_id,
     CASE
         WHEN max(ts) FILTER (WHERE type = 'session.closed') IS NOT NULL THEN 'closed'
-        WHEN max(ts) FILTER (WHERE type = 'run.started')
-            > coalesce(max(ts) FILTER (WHERE type IN ('run.completed', 'run.failed')),
-                       TIMESTAMPTZ '-infinity') THEN 'running'
+        WHEN max(ts) FILTER (WHERE type = 'run.started') IS NOT NULL
+            AND (max(ts) FILTER (WHERE type IN ('run.completed', 'run.failed')) IS NULL
+                 OR max(ts) FILTER (WHERE type = 'run.started')
+                    > max(ts) FILTER (WHERE type IN ('run.completed', 'run.failed'))) THEN 'running'
         ELSE 'ready'
     END AS status,
     arg_max(harness, ts) FILTER (WHERE harness IS NOT NULL) AS harness,

@@ -9,7 +9,7 @@ The file list comes from the Delta log through the `deltalake` package, so Spark
 Delta jar and nothing is fetched at run time. Each query is its own `.sql` file transpiled
 from DuckDB's dialect to Spark's by sqlglot (parameters stay parameters: `:since`), with
 DuckDB's `quantile_cont` rewritten to Spark's exact `percentile` (both interpolate linearly
-between the two nearest values). The views are Spark SQL in `spark_views.sql`.
+between the two nearest values). The views are the warehouse's own, transpiled the same way.
 
 Spark sees what the table holds: events still in a writer's log (not yet flushed) are not in
 it. `ibis_backend` gives the same views to `queries.ibis_queries` through ibis's PySpark backend.
@@ -35,7 +35,6 @@ from queries.tables import BUILDERS
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-VIEWS_SQL = Path(__file__).with_name("spark_views.sql")
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 LOOPBACK = "127.0.0.1"
 # Spark's own settings for a session on one machine: nothing listens beyond loopback, no web
@@ -131,9 +130,25 @@ def attach(spark: SparkSession, data: str | Path, *, files: list[str] | None = N
 
 
 def view_statements() -> list[str]:
-    """The `CREATE TEMP VIEW` statements of spark_views.sql, in order."""
-    chunks = re.split(r"^;$", VIEWS_SQL.read_text(encoding="utf-8"), flags=re.MULTILINE)
-    return [chunk.strip() for chunk in chunks if "CREATE" in chunk]
+    """The warehouse's own views in Spark SQL: views.sql, and `sessions` as its plain aggregate.
+
+    One definition serves both engines: sqlglot translates DuckDB's (arg_max → max_by, `::`
+    → CAST, …); DuckDB keeps `sessions` materialised, Spark recomputes it per query.
+    """
+    import sqlglot
+
+    from warehouse.query import VIEWS_SQL
+    from warehouse.sandbox import SESSIONS_SQL
+
+    statements = []
+    for parsed in sqlglot.parse(f"{VIEWS_SQL};\n{SESSIONS_SQL}", read="duckdb"):
+        if parsed is not None:
+            text = parsed.sql(dialect="spark")
+            statements.append(_TEMP_VIEW.sub("CREATE OR REPLACE TEMPORARY VIEW", text, count=1))
+    return statements
+
+
+_TEMP_VIEW = re.compile(r"CREATE (OR REPLACE )?(TEMPORARY )?VIEW")
 
 
 def run(spark: SparkSession, name: str, values: Mapping[str, Any] | None = None) -> pa.Table:
