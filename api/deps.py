@@ -8,6 +8,7 @@ from fastapi import Depends, Header, Request
 
 from api.errors import ApiError
 from api.idempotency import IdempotencyCache
+from api.sessions.branches import Branches
 from api.sessions.compute import ComputeService
 from api.sessions.fanout import FanOut
 from api.sessions.runner import Runner
@@ -43,6 +44,10 @@ async def _compute(request: Request) -> ComputeService:
     return request.app.state.compute
 
 
+async def _branches(request: Request) -> Branches:
+    return request.app.state.branches
+
+
 async def _idempotency(request: Request) -> IdempotencyCache:
     return request.app.state.idempotency
 
@@ -51,6 +56,7 @@ TenantDep = Annotated[str, Depends(_tenant)]
 ServiceDep = Annotated[SessionService, Depends(_service)]
 RunnerDep = Annotated[Runner, Depends(_runner)]
 FanOutDep = Annotated[FanOut, Depends(_fanout)]
+BranchesDep = Annotated[Branches, Depends(_branches)]
 IdempotencyDep = Annotated[IdempotencyCache, Depends(_idempotency)]
 ComputeDep = Annotated[ComputeService, Depends(_compute)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]

@@ -22,6 +22,7 @@ from api.limits import BodyLimit
 from api.relay.hub import RelayHub
 from api.routes import compute as compute_routes
 from api.routes import events, fanout, health, query, sessions, traces
+from api.sessions.branches import Branches
 from api.sessions.compute import ComputeService, workspaces_folder
 from api.sessions.fanout import FanOut
 from api.sessions.runner import Runner, interrupt_unfinished
@@ -65,6 +66,7 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
         app.state.ingest = GroupWorker(partial(rest.ingest_many, wh), "cerver-ingest")
         app.state.runner = Runner(app.state.service, settings)
         app.state.fanout = FanOut(app.state.service, app.state.runner, settings)
+        app.state.branches = Branches(app.state.service)
         app.state.idempotency = IdempotencyCache()
         app.state.compute = ComputeService(
             app.state.service, ComputeConfig(workspaces_folder(wh.root), hub=RelayHub())

@@ -1,4 +1,4 @@
-"""Fan-out routes under /v2/sessions: spawn children on one prompt, keep a winner, fork."""
+"""Fan-out and branch routes under /v2/sessions: spawn children on one prompt, keep a winner, fork."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 import warehouse
-from api.deps import FanOutDep, IdempotencyDep, IdempotencyKey, TenantDep
+from api.deps import BranchesDep, FanOutDep, IdempotencyDep, IdempotencyKey, TenantDep
 from api.routes.streams import event_stream, frame, idempotent, refuse_replay
 from api.schemas import Fork, Select, Spawn
 from api.sessions.fanout import FanOut, Plan
@@ -48,14 +48,14 @@ async def select_child(
     session_id: str,
     body: Select,
     tenant: TenantDep,
-    fanout: FanOutDep,
+    branches: BranchesDep,
     idem: IdempotencyDep,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Keep a child's answer in this session's transcript; its spawn siblings are closed."""
 
     async def produce() -> tuple[int, Any]:
-        return 200, await fanout.select(tenant, session_id, body)
+        return 200, await branches.select(tenant, session_id, body)
 
     return await idempotent(idem, tenant, key, ["select", session_id, body.model_dump()], produce)
 
@@ -65,14 +65,14 @@ async def fork_session(
     session_id: str,
     body: Fork,
     tenant: TenantDep,
-    fanout: FanOutDep,
+    branches: BranchesDep,
     idem: IdempotencyDep,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     """A new session over this one's transcript, up to `at_event_id` (default: all of it)."""
 
     async def produce() -> tuple[int, Any]:
-        return 201, await fanout.fork(tenant, session_id, body)
+        return 201, await branches.fork(tenant, session_id, body)
 
     return await idempotent(idem, tenant, key, ["fork", session_id, body.model_dump()], produce)
 

@@ -1,4 +1,4 @@
-"""Spawn, select and fork: one prompt answered by several variants, the winner kept, one cost trail.
+"""Spawn: one prompt answered by several variants at once, each in a child session.
 
 A spawn writes, in one durable append: the prompt as the parent's user message, one
 `session.spawned` per variant on the parent, and each child's `session.created` (with
@@ -7,9 +7,7 @@ reads that prefix from the parent's state instead of copying it (copy on write),
 costs the same memory whatever the parent's length. Then every child runs the prompt at once,
 through the same Runner as run-llm (retries, fallbacks, events), each under its own deadline;
 one failing never fails the others. An optional judge scores the answers afterwards.
-
-`select` appends the kept child's answer to the parent (attributed to the child and its model)
-and closes its siblings. `fork` is the user's own branch: a new session over a prefix of this one.
+Keeping one is `branches.Branches.select`.
 """
 
 from __future__ import annotations
@@ -23,12 +21,12 @@ from typing import Any
 
 from api.adapters.compute import PROVIDERS
 from api.errors import ApiError
-from api.schemas import Fork, RunLLM, Select, Spawn, Variant
+from api.schemas import RunLLM, Spawn, Variant
 from api.sessions.events import event, new_id
 from api.sessions.judge import judge
 from api.sessions.runner import Outcome, Runner
 from api.sessions.service import SessionService, check_harness, check_model
-from api.sessions.state import SessionState, message_fields
+from api.sessions.state import SessionState
 from api.settings import Settings
 from ingest.pricing import price
 
@@ -56,7 +54,7 @@ class Plan:
 
 
 class FanOut:
-    """Spawns children on one prompt, keeps a winner, forks sessions."""
+    """Spawns children on one prompt and runs them side by side."""
 
     def __init__(self, service: SessionService, runner: Runner, settings: Settings):
         self.service = service
@@ -327,100 +325,3 @@ class FanOut:
             "cost_usd": sum(c for c in spent if c is not None),
             "latency_ms": round((time.perf_counter() - plan.started) * 1000, 3),
         }
-
-    async def select(self, tenant_id: str, session_id: str, body: Select) -> dict[str, Any]:
-        """Keep a child's answer: it joins the parent's transcript, its spawn siblings are closed."""
-        parent = await self.service.writable(tenant_id, session_id)
-        child = await self.store.get(tenant_id, body.session_id)
-        if child is None or child.parent_session_id != session_id:
-            raise ApiError(409, "not_a_child", f"{body.session_id} is not a child of {session_id}")
-        key = child.spawn["spawn_id"] if child.spawn else child.session_id
-        if key in parent.selected:
-            raise ApiError(409, "already_selected", f"{parent.selected[key]} was already kept for {key}")
-        made = parent.children.get(child.session_id, {})
-        moved = (
-            parent.message_ids[-1] != made.get("prompt_event_id")
-            if child.spawn
-            else parent.length != child.base_len
-        )
-        if moved:
-            raise ApiError(
-                409, "parent_moved", f"{session_id} has new messages since {child.session_id} was made"
-            )
-        skip = 1 if child.spawn else 0  # a spawned child's first message is the prompt the parent has
-        branch = list(zip(child.own[skip:], child.own_ids[skip:], strict=True))
-        if not any(m["role"] == "assistant" for m, _ in branch):
-            raise ApiError(409, "no_answer", f"{child.session_id} has no answer to keep")
-        if parent.lock.locked():
-            raise ApiError(409, "run_in_flight", "a run is in flight on this session; select when it ends")
-        async with parent.lock:
-            selected = event(
-                "session.selected",
-                tenant_id,
-                session_id,
-                user_id=parent.user_id,
-                attrs={"child_session_id": child.session_id, "spawn_id": key if child.spawn else None},
-            )
-            joined = [self._joined(parent, child, m, source) for m, source in branch]
-            closing = []
-            for sibling_id, sibling_made in parent.children.items():
-                if sibling_id != child.session_id and sibling_made.get("spawn_id") == key:
-                    sibling = await self.store.get(tenant_id, sibling_id)
-                    if sibling is not None and not sibling.closed:
-                        closed = event("session.closed", tenant_id, sibling_id, user_id=sibling.user_id)
-                        closing.append((sibling, [closed]))
-            await self.store.write_many([(parent, [selected, *joined]), *closing])
-        return await self.service.read(tenant_id, session_id)
-
-    def _joined(
-        self, parent: SessionState, child: SessionState, message: dict[str, Any], source: str
-    ) -> dict[str, Any]:
-        content, attrs = message_fields(message)
-        attrs.update(from_session_id=child.session_id, from_event_id=source)
-        return event(
-            "message",
-            parent.tenant_id,
-            parent.session_id,
-            user_id=parent.user_id,
-            role=message["role"],
-            content=content,
-            model=child.model if message["role"] == "assistant" else None,
-            attrs=attrs,
-        )
-
-    async def fork(self, tenant_id: str, session_id: str, body: Fork) -> dict[str, Any]:
-        """A new session reading this one's transcript up to `at_event_id` (default: all of it)."""
-        source = await self.service.session(tenant_id, session_id)
-        ids = source.message_ids
-        if body.at_event_id is None:
-            at = len(ids)
-        elif body.at_event_id in ids:
-            at = ids.index(body.at_event_id) + 1
-        else:
-            raise ApiError(
-                422,
-                "unknown_message",
-                f"{body.at_event_id} is not a message of {session_id}; see message_ids",
-            )
-        child = SessionState(tenant_id, new_id("sess_"))
-        child.base = source
-        fork = {"session_id": session_id, "messages": at, "at_event_id": ids[at - 1] if at else None}
-        attrs = {
-            "metadata": source.metadata if body.metadata is None else body.metadata,
-            "fallbacks": source.fallbacks,
-            "budget_usd": source.budget_usd,
-            "fork": fork,
-        }
-        created = event(
-            "session.created",
-            tenant_id,
-            child.session_id,
-            parent_session_id=session_id,
-            user_id=source.user_id,
-            model=source.model,
-            harness=source.harness,
-            compute=source.compute,
-            attrs=attrs,
-        )
-        await self.store.write(child, [created])
-        return await self.service.read(tenant_id, child.session_id)
