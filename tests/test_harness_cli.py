@@ -268,6 +268,33 @@ def test_switching_harness_carries_the_transcript(
     assert [r["harness"] for r in of(rows, "run.completed")] == ["litellm", "claude-code", "codex"]
 
 
+def test_a_spawn_runs_a_model_and_both_clis_side_by_side(
+    client: httpx.Client, server: Server, fake: FakeProvider
+) -> None:
+    """One prompt, three intelligence layers: litellm, claude-code and codex children at once."""
+    parent = create(client, "litellm", CLAUDE)
+    variants = [
+        {"model": CLAUDE, "label": "model"},
+        {"model": CLAUDE, "harness": "claude-code", "label": "claude"},
+        {"model": GPT, "harness": "codex", "label": "codex"},
+    ]
+    r = client.post(f"/v2/sessions/{parent}/spawn", json={"prompt": "name a colour", "variants": variants})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert [(v["label"], v["status"]) for v in answer["variants"]] == [
+        ("model", "ok"),
+        ("claude", "ok"),
+        ("codex", "ok"),
+    ]
+    assert all("name a colour" in v["output"] for v in answer["variants"]), answer
+    for variant, harness in zip(answer["variants"], ("litellm", "claude-code", "codex"), strict=True):
+        rows = events(server, variant["session_id"])
+        assert [e["harness"] for e in of(rows, "run.completed")] == [harness]
+        assert all(e["parent_session_id"] == parent for e in rows)
+    trail = client.get(f"/v2/sessions/{parent}/metrics").json()["cost_trail"]
+    assert [t["harness"] for t in trail] == ["litellm", "claude-code", "codex"]
+
+
 def test_compute_does_not_move_under_a_running_cli(
     client: httpx.Client, server: Server, fake: FakeProvider
 ) -> None:
