@@ -72,6 +72,7 @@ def test_a_writer_that_died_replays_its_local_log_into_the_s3_table(s3_url: str,
         assert sorted(ids) == sorted(e["event_id"] for e in flushed + logged)
     finally:
         again.close()
+        wh._shut(flush=False)  # the dead writer's threads, which a real crash takes with it
     with warehouse.open(s3_url, read_only=True) as reader:  # another machine: the table alone
         assert count(reader) == 18
 

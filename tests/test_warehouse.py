@@ -73,6 +73,7 @@ def test_log_is_replayed_when_the_writer_never_closed(data_dir: Path) -> None:
         assert again.append(batch[:1]).duplicates == 1
     finally:
         again.close()
+        wh._shut(flush=False)  # the dead writer's threads, which a real crash takes with it
 
 
 def test_a_warehouse_left_open_at_exit_stops_quietly_and_keeps_its_events(data_dir: Path) -> None:
