@@ -25,6 +25,8 @@ from api.adapters.harness import (
 from api.adapters.harness.base import REGISTRY
 from api.adapters.harness.cli import CliHarness
 from api.adapters.models import CallOptions, ModelResult, UnknownModel
+from api.errors import ApiError
+from api.sessions.service import check_harness
 from tests.agent_clis import cli_path
 from tests.fake_provider import FakeProvider
 
@@ -98,6 +100,14 @@ def test_check_refuses_what_it_cannot_run(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(HarnessUnavailable, match="not on PATH"):
         harness.check(MODELS[name])
+    # A turn on other compute (a relay) needs the CLI there, not here: only the model is checked.
+    harness.check(MODELS[name], here=False)
+    with pytest.raises(UnknownModel):
+        harness.check("gemini/gemini-2.5-flash", here=False)
+    with pytest.raises(ApiError) as refused:
+        check_harness(name, MODELS[name], "local")
+    assert refused.value.code == "harness_unavailable"
+    check_harness(name, MODELS[name], "relay")
 
 
 @pytest.mark.parametrize("name", NAMES)

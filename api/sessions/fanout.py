@@ -73,7 +73,7 @@ class FanOut:
             )
         for variant in body.variants:
             check_model(variant.model)
-            check_harness(variant.harness or parent.harness, variant.model)
+            check_harness(variant.harness or parent.harness, variant.model, variant.compute or parent.compute)
             if variant.compute is not None and variant.compute not in PROVIDERS:
                 known = ", ".join(sorted(PROVIDERS))
                 raise ApiError(

@@ -109,7 +109,7 @@ class Runner:
             raise ApiError(422, "no_model", "the session has no model; name one in the request or PATCH it")
         check_model(model)
         if state.harness != LITELLM:
-            check_harness(state.harness, model)
+            check_harness(state.harness, model, state.compute)
             if self.compute is None:
                 raise ApiError(
                     422, "no_compute", f"the {state.harness} harness needs compute; none is set up"

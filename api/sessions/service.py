@@ -70,10 +70,14 @@ def check_model(model: str) -> None:
         raise ApiError(422, "unknown_model", str(exc)) from None
 
 
-def check_harness(harness: str, model: str | None = None) -> None:
-    """422 for a harness this server cannot run (unknown, CLI not installed) or a model it cannot drive."""
+def check_harness(harness: str, model: str | None = None, compute: str | None = None) -> None:
+    """422 for a harness that cannot run (unknown, its CLI not installed) or a model it cannot drive.
+
+    A CLI is looked for on this server only when the turn would run here (`local` compute, or
+    none yet); a relay reports its own CLIs, checked when the turn starts.
+    """
     try:
-        harness_for(harness).check(model)
+        harness_for(harness).check(model, here=compute in (None, "local"))
     except UnknownHarness as exc:
         raise ApiError(422, "unknown_harness", str(exc)) from None
     except HarnessUnavailable as exc:
@@ -107,7 +111,7 @@ class SessionService:
         """Create a session (or return the one created by the same request). Returns (view, created)."""
         model = body.model or default_model()
         check_model(model)
-        check_harness(body.harness, model)
+        check_harness(body.harness, model, body.compute)
         for fallback in body.fallbacks:
             check_model(fallback)
         print_ = fingerprint(body)
@@ -221,7 +225,7 @@ class SessionService:
         if body.model is not None:
             check_model(body.model)
         if body.harness is not None or body.model is not None:
-            check_harness(body.harness or state.harness, body.model or state.model)
+            check_harness(body.harness or state.harness, body.model or state.model, state.compute)
         for fallback in body.fallbacks or []:
             check_model(fallback)
         changes = body.model_dump(exclude_unset=True)

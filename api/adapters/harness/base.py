@@ -123,8 +123,12 @@ class Harness(Protocol):
     name: str
     capabilities: Capabilities
 
-    def check(self, model: str | None) -> None:
-        """Raise HarnessUnavailable (not installed) or UnknownModel (cannot drive `model`)."""
+    def check(self, model: str | None, *, here: bool = True) -> None:
+        """Raise HarnessUnavailable (not installed) or UnknownModel (cannot drive `model`).
+
+        `here`: the turn would run on this machine (local compute), so what it needs must be
+        installed here; on other compute that is the compute's own check, made at the turn.
+        """
         ...
 
     def turn(self, request: TurnRequest) -> AsyncIterator[TurnItem]:

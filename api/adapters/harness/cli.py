@@ -87,9 +87,10 @@ class CliHarness:
             f"`npm i -g {caps.package}`, or set {caps.binary_env} to its executable"
         )
 
-    def check(self, model: str | None) -> None:
-        """HarnessUnavailable when the CLI is missing; UnknownModel when it cannot drive `model`."""
-        self.locate()
+    def check(self, model: str | None, *, here: bool = True) -> None:
+        """HarnessUnavailable when the CLI is missing here; UnknownModel when it cannot drive `model`."""
+        if here:
+            self.locate()
         providers = self.capabilities.providers
         provider = provider_of(model) if model else None
         if providers is not None and provider is not None and provider not in providers:

@@ -21,7 +21,7 @@ class LiteLLMHarness:
         in_workspace=False, resumes=False, retries=True, reports_cost=False, providers=None
     )
 
-    def check(self, model: str | None) -> None:
+    def check(self, model: str | None, *, here: bool = True) -> None:
         """Raise UnknownModel when no model adapter serves `model`."""
         if model is not None:
             adapter_for(model)
