@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-FORMATS = ("table", "csv", "json", "parquet")
+from api.cli_output import FORMATS, write_table
+
 IMPORT_SOURCES = ("claude-code", "codex", "gemini", "otlp")  # ingest.importers.SOURCES, without importing it
 
 
@@ -256,29 +257,7 @@ def _sql(args: argparse.Namespace) -> int:
 
     with warehouse.open(args.data, read_only=True) as wh:
         table = wh.sql(args.query)
-    return _write_table(table, args)
-
-
-def _write_table(table: Any, args: argparse.Namespace) -> int:
-    """Print or save a query's result in `args.format` (to `args.output` if given)."""
-    if args.format == "parquet":
-        import pyarrow.parquet as pq
-
-        if args.output is None and sys.stdout.isatty():
-            print(
-                f"cerver {args.command}: refusing to write Parquet to a terminal; use --output FILE",
-                file=sys.stderr,
-            )
-            return 2
-        pq.write_table(table, args.output or sys.stdout.buffer)
-        return 0
-    text = {"table": _as_text_table, "csv": _as_csv, "json": _as_json_lines}[args.format](table)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as out:
-            out.write(text)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return write_table(table, args)
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -312,10 +291,10 @@ def _query(args: argparse.Namespace) -> int:
         except spark.JavaMissing as exc:
             print(f"cerver query: {exc}", file=sys.stderr)
             return 1
-        return _write_table(table, args)
+        return write_table(table, args)
     with warehouse.open(args.data, read_only=True) as wh:
         table = queries.run(wh, args.name, values)
-    return _write_table(table, args)
+    return write_table(table, args)
 
 
 def _describe_queries(catalog: Any, *, as_json: bool) -> str:
@@ -451,34 +430,6 @@ def _demo(args: argparse.Namespace) -> int:
             bar.close()
     sys.stdout.write(describe(summary))
     return 0
-
-
-def _as_csv(table: Any) -> str:
-    import pyarrow as pa
-    import pyarrow.csv as csv
-
-    sink = pa.BufferOutputStream()
-    csv.write_csv(table, sink)
-    return sink.getvalue().to_pybytes().decode()
-
-
-def _as_json_lines(table: Any) -> str:
-    return "".join(json.dumps(row, default=str, ensure_ascii=False) + "\n" for row in table.to_pylist())
-
-
-def _as_text_table(table: Any, max_width: int = 40) -> str:
-    def cell(value: Any) -> str:
-        text = "NULL" if value is None else str(value).replace("\n", " ")
-        return text if len(text) <= max_width else text[: max_width - 1] + "…"
-
-    rows = [[cell(v) for v in row.values()] for row in table.to_pylist()]
-    header = table.column_names
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
-    line = "-+-".join("-" * w for w in widths)
-    out = [" | ".join(h.ljust(w) for h, w in zip(header, widths)), line]
-    out += [" | ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
-    out.append(f"({table.num_rows} row{'s' if table.num_rows != 1 else ''})")
-    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
