@@ -76,6 +76,7 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
         try:
             yield
         finally:
+            await app.state.service.store.settle()
             app.state.ingest.close()
             app.state.service.store.close()
             wh.close()

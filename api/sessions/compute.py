@@ -65,6 +65,7 @@ class ComputeService:
         self._open: dict[Key, tuple[str, Workspace]] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._running: Counter[Key] = Counter()
+        sessions.store.on_closed.append(self.release)  # a closed session lets go of its workspace
 
     def adapter(self, provider: str) -> Compute:
         """The adapter of `provider` (422 when unknown)."""
@@ -105,6 +106,24 @@ class ComputeService:
             await self._record(state, provider, adapter.recorded_options(workspace, {}), None, 0, 0)
         self._open[key] = (provider, workspace)
         return workspace
+
+    async def release(self, tenant_id: str, session_id: str) -> None:
+        """A closed session's workspace: paused where the provider can (a sandbox stops running), forgotten.
+
+        Its files stay where they are (a local folder, a relay's folder, a paused sandbox); only
+        this server's handle on them goes, so the map of open workspaces does not grow forever.
+        """
+        key = (tenant_id, session_id)
+        async with self._lock(key):
+            opened = self._open.pop(key, None)
+        if opened is None:
+            return
+        provider, workspace = opened
+        if self.adapter(provider).capabilities.supports_pause:
+            try:
+                await workspace.pause()  # type: ignore[attr-defined]
+            except Exception as exc:  # the session is closed either way; say why the sandbox runs on
+                log.warning("could not pause %s's %s workspace: %s", session_id, provider, exc)
 
     async def ensure(self, tenant_id: str, session_id: str, state: SessionState) -> Workspace:
         """The session's workspace; attaches `local` first when it has no compute."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -12,6 +15,8 @@ import warehouse
 from api.sessions.state import SessionState
 from api.sessions.writer import BatchWriter
 
+log = logging.getLogger("cerver.sessions")
+OnClosed = Callable[[str, str], Awaitable[None]]
 _EVENTS_OF_SESSION = "SELECT * FROM events WHERE tenant_id = ? AND session_id = ? ORDER BY ts, event_id"
 
 
@@ -24,6 +29,8 @@ class SessionStore:
         self._cache: OrderedDict[tuple[str, str], SessionState] = OrderedDict()
         self._capacity = capacity
         self._loading = asyncio.Lock()
+        self.on_closed: list[OnClosed] = []  # called (in the background) with each closed session
+        self._background: set[asyncio.Task[None]] = set()
 
     async def get(self, tenant_id: str, session_id: str) -> SessionState | None:
         """The session's state, loading it from its events on a miss; None if it has none."""
@@ -84,6 +91,25 @@ class SessionStore:
             for e in events:
                 state.apply(e)
             self._remember(state)
+            if self.on_closed and any(e["type"] == "session.closed" for e in events):
+                for hook in self.on_closed:
+                    self._spawn(hook(state.tenant_id, state.session_id))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("a hook on a closed session failed")
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def settle(self) -> None:
+        """Wait for the hooks still running (at shut-down, and in tests)."""
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._background)
 
     def close(self) -> None:
         """Finish queued writes."""
