@@ -229,6 +229,11 @@ def test_each_session_has_its_own_cli_home_outside_the_workspace(
         assert not list(workspace(server, session).rglob("*"))  # the turn wrote nothing there
     refs = {attrs(of(events(server, s), "run.completed")[0])["cli"]["session_id"] for s in (one, two)}
     assert len(refs) == 2
+    client.post(f"/v2/sessions/{one}/close").raise_for_status()  # a closed session's CLI home goes
+    deadline = time.monotonic() + 10
+    while (homes / one).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (homes / one).exists() and (homes / two / "codex").is_dir()
 
 
 def test_switching_harness_carries_the_transcript(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -55,6 +56,15 @@ def home_of(root: Path, tenant_id: str, session_id: str, harness: str) -> Path:
         return home_folder(root, tenant_id, session_id, harness)
     except ValueError:
         raise ApiError(422, "invalid_request", f"cannot keep a CLI home for session {session_id!r}") from None
+
+
+async def drop_homes(root: Path, tenant_id: str, session_id: str) -> None:
+    """Remove a closed session's CLI homes under `root` (its CLI sessions can never resume again)."""
+    try:
+        folder = home_folder(root, tenant_id, session_id, "any").parent
+    except ValueError:  # an id that never had a home
+        return
+    await asyncio.to_thread(shutil.rmtree, folder, True)
 
 
 async def execute(runner: Runner, run: Run) -> AsyncIterator[str | Outcome]:

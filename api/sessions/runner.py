@@ -92,6 +92,16 @@ class Runner:
         self.store = service.store
         self.settings = settings
         self.compute = compute  # the session workspaces agent CLI harnesses run in
+        self.store.on_closed.append(self._drop_cli_homes)
+
+    async def _drop_cli_homes(self, tenant_id: str, session_id: str) -> None:
+        """A closed session's CLI homes on this server go (relays keep theirs); not under a running turn."""
+        state = await self.store.get(tenant_id, session_id)
+        if state is None or state.lock.locked():
+            return
+        from api.sessions import harness_run
+
+        await harness_run.drop_homes(self.harness_homes(), tenant_id, session_id)
 
     def harness_homes(self) -> Path:
         """Where sessions' CLI homes live: CERVER_HARNESS_HOMES, else `<data>/harness-homes`."""
