@@ -14,6 +14,7 @@ import pytest
 import warehouse
 from tests.conftest import MANUAL
 from tests.factory import conversation, event
+from warehouse.tail import PACK_EVERY
 
 
 def count(wh: warehouse.Warehouse, sql: str = "select count(*) from events") -> int:
@@ -93,6 +94,26 @@ def test_a_warehouse_left_open_at_exit_stops_quietly_and_keeps_its_events(data_d
         assert count(again) == 9
     finally:
         again.close()
+
+
+def test_a_tail_of_many_small_batches_is_packed_and_read_exactly_once(data_dir: Path) -> None:
+    """A server's tail is thousands of two-event appends: queries see them all, through few chunks."""
+    wh = warehouse.open(data_dir, policy=MANUAL)
+    try:
+        sent = []
+        for i in range(700):
+            batch = conversation(f"s{i}", turns=1)[:2]
+            sent += batch
+            wh.append(batch)
+            if i == 400:
+                assert count(wh) == len(sent)  # packed part plus the batches after it
+                wh.flush()  # the tail is replaced: the packed part must not outlive it
+        tail = wh._read_view().tail
+        assert tail.num_rows == 2 * 299 and tail.column(0).num_chunks <= 2 * PACK_EVERY
+        ids = wh.sql("select event_id from events").column(0).to_pylist()
+        assert sorted(ids) == sorted(e["event_id"] for e in sent)
+    finally:
+        wh.close()
 
 
 def test_one_writer_per_folder(wh: warehouse.Warehouse, data_dir: Path) -> None:

@@ -45,6 +45,7 @@ from warehouse.results import AppendResult, CompactResult
 from warehouse.sandbox import Answer, Limits, run_confined
 from warehouse.schema import SCHEMA, Events, to_table
 from warehouse.storage import Location, locate
+from warehouse.tail import Packed, tail_table
 
 log = logging.getLogger("cerver.warehouse")
 _NO_WRITER = "none"
@@ -96,6 +97,7 @@ class Warehouse:
         self._tail_rows = self._tail_bytes = 0
         self._tail_version = 0
         self._tail_cache: tuple[int, pa.Table] | None = None
+        self._tail_packed: Packed | None = None
         self._snap: Snapshot = EMPTY
         self._closed = False
         self._lock: FolderLock | None = None
@@ -395,10 +397,15 @@ class Warehouse:
         with self._tail_lock:
             version = self._tail_version
             if self._tail_cache is None or self._tail_cache[0] != version:
-                tables = [e.table for e in self._tail] or [self._schema.empty_table()]
-                tail = pa.concat_tables(tables, promote_options="default")
-                self._tail_cache = (version, tail)
+                self._tail_cache = (version, self._tail_table_locked())
             return ReadView(self._snap.files, self._tail_cache[1], version, self._schema, self.location)
+
+    def _tail_table_locked(self) -> pa.Table:
+        """The tail as one table of few chunks (see warehouse/tail.py)."""
+        if not self._tail:
+            return self._schema.empty_table()
+        table, self._tail_packed = tail_table(self._tail, self._tail_packed)
+        return table
 
     def sql(self, query: str, params: Params = None, *, tables: Tables = None) -> pa.Table:
         """Run one read-only statement over the views; sees every acknowledged event.

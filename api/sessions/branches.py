@@ -119,4 +119,4 @@ class Branches:
             attrs=attrs,
         )
         await self.store.write(child, [created])
-        return await self.service.read(tenant_id, child.session_id)
+        return await self.service.read(tenant_id, child.session_id, new=True)

@@ -140,10 +140,10 @@ class SessionService:
                 attrs=attrs,
             )
             await self.store.write(state, [created])
-        return await self.read(tenant_id, state.session_id), True
+        return await self.read(tenant_id, state.session_id, new=True), True
 
-    async def read(self, tenant_id: str, session_id: str) -> dict[str, Any]:
-        """The session's row (from the `sessions` view), config and transcript."""
+    async def read(self, tenant_id: str, session_id: str, *, new: bool = False) -> dict[str, Any]:
+        """The session's row (from the `sessions` view), config, transcript and children (`new`: none yet)."""
         state = await self.session(tenant_id, session_id)
         rows = await self.store.sql(_ROW, [tenant_id, session_id])
         row = rows[0] if rows else {}
@@ -161,7 +161,7 @@ class SessionService:
             "cost_usd": row.get("cost_usd", 0.0),
             "transcript": state.transcript,
             "message_ids": state.message_ids,
-            "children": await self.children(state),
+            "children": [] if new else await self.children(state),  # a session just made has none
         }
 
     async def children(self, state: SessionState) -> list[dict[str, Any]]:
