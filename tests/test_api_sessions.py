@@ -142,6 +142,7 @@ def test_tenants_are_sealed(api: tuple[Server, str, str]) -> None:
         ("post", "/v2/sessions", {"json": {"user_id": "u", "model": "nope"}}, 422, "unknown_model"),
         ("post", "/v2/sessions", {"json": {"user_id": "u", "model": "offline/nope"}}, 422, "unknown_model"),
         ("post", "/v2/sessions", {"json": {"user_id": "u", "harness": "emacs"}}, 422, "unknown_harness"),
+        ("post", "/v2/sessions", {"json": {"user_id": "u", "compute": "mainframe"}}, 422, "unknown_provider"),
         ("post", "/v2/sessions", {"json": {"user_id": "u", "budget_usd": -1}}, 422, "invalid_request"),
         ("post", "/v2/sessions", {"json": {"user_id": "u", "pad": "x" * (2 << 20)}}, 413, "body_too_large"),
         ("get", "/v2/sessions/nope", {}, 404, "not_found"),

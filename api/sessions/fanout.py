@@ -19,13 +19,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from api.adapters.compute import PROVIDERS
 from api.errors import ApiError
 from api.schemas import RunLLM, Spawn, Variant
 from api.sessions.events import event, new_id
 from api.sessions.judge import judge
 from api.sessions.runner import Outcome, Runner
-from api.sessions.service import SessionService, check_harness, check_model
+from api.sessions.service import SessionService, check_compute, check_harness, check_model
 from api.sessions.state import SessionState
 from api.settings import Settings
 from ingest.pricing import price
@@ -73,14 +72,8 @@ class FanOut:
             )
         for variant in body.variants:
             check_model(variant.model)
+            check_compute(variant.compute)
             check_harness(variant.harness or parent.harness, variant.model, variant.compute or parent.compute)
-            if variant.compute is not None and variant.compute not in PROVIDERS:
-                known = ", ".join(sorted(PROVIDERS))
-                raise ApiError(
-                    422,
-                    "unknown_provider",
-                    f"unknown compute provider {variant.compute!r}; available: {known}",
-                )
         if body.judge is not None:
             check_model(body.judge.model)
         if parent.lock.locked():

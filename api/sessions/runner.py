@@ -97,8 +97,8 @@ class Runner:
     async def _drop_cli_homes(self, tenant_id: str, session_id: str) -> None:
         """A closed session's CLI homes on this server go (relays keep theirs); not under a running turn."""
         state = await self.store.get(tenant_id, session_id)
-        if state is None or state.lock.locked():
-            return
+        if state is None or state.lock.locked() or (state.harness == LITELLM and not state.cli):
+            return  # in flight, or no CLI ever ran for it: nothing to remove
         from api.sessions import harness_run
 
         await harness_run.drop_homes(self.harness_homes(), tenant_id, session_id)

@@ -9,6 +9,7 @@ import hashlib
 import json
 from typing import Any
 
+from api.adapters.compute import UnknownProvider, check_provider
 from api.adapters.harness import NAMES, HarnessUnavailable, UnknownHarness, harness_for
 from api.adapters.models import UnknownModel, adapter_for
 from api.errors import ApiError, not_found
@@ -70,6 +71,15 @@ def check_model(model: str) -> None:
         raise ApiError(422, "unknown_model", str(exc)) from None
 
 
+def check_compute(provider: str | None) -> None:
+    """422 for a compute provider this server does not know (None: no compute)."""
+    if provider is not None:
+        try:
+            check_provider(provider)
+        except UnknownProvider as exc:
+            raise ApiError(422, exc.code, str(exc)) from None
+
+
 def check_harness(harness: str, model: str | None = None, compute: str | None = None) -> None:
     """422 for a harness that cannot run (unknown, its CLI not installed) or a model it cannot drive.
 
@@ -111,6 +121,7 @@ class SessionService:
         """Create a session (or return the one created by the same request). Returns (view, created)."""
         model = body.model or default_model()
         check_model(model)
+        check_compute(body.compute)
         check_harness(body.harness, model, body.compute)
         for fallback in body.fallbacks:
             check_model(fallback)

@@ -34,16 +34,21 @@ __all__ = [
     "PathEscapes",
     "UnknownProvider",
     "Workspace",
+    "check_provider",
     "compute_for",
 ]
 
 
-def compute_for(provider: str, config: ComputeConfig) -> Compute:
-    """The adapter serving `provider`, built with the server's config; UnknownProvider (422) if none does."""
-    target = PROVIDERS.get(provider)
-    if target is None:
+def check_provider(provider: str) -> None:
+    """UnknownProvider (422) unless `provider` is registered; nothing is imported."""
+    if provider not in PROVIDERS:
         raise UnknownProvider(
             f"unknown compute provider {provider!r}; available: {', '.join(sorted(PROVIDERS))}"
         )
-    module, _, cls = target.partition(":")
+
+
+def compute_for(provider: str, config: ComputeConfig) -> Compute:
+    """The adapter serving `provider`, built with the server's config; UnknownProvider (422) if none does."""
+    check_provider(provider)
+    module, _, cls = PROVIDERS[provider].partition(":")
     return getattr(importlib.import_module(module), cls)(config)
