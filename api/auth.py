@@ -15,6 +15,13 @@ DEFAULT_TENANT = "default"
 PREFIX = "cvr_"
 
 
+def bearer(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from api.auth import bearer
 from api.errors import ApiError
 from api.idempotency import IdempotencyCache
 from api.sessions.branches import Branches
@@ -16,13 +17,12 @@ from api.sessions.service import SessionService
 
 
 async def _tenant(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer(request.headers.get("authorization", ""))
+    if token is None:
         raise ApiError(
             401, "unauthorized", "send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"}
         )
-    tenant = request.app.state.tokens.tenant_for(token.strip())
+    tenant = request.app.state.tokens.tenant_for(token)
     if tenant is None:
         raise ApiError(401, "unauthorized", "unknown token", {"WWW-Authenticate": "Bearer"})
     return tenant

@@ -28,6 +28,13 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
+def response_for(exc: ApiError | warehouse.StorageError) -> JSONResponse:
+    """The answer for an ApiError, or for storage that failed under a request (503)."""
+    if isinstance(exc, ApiError):
+        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+    return JSONResponse(error_body("storage_unavailable", str(exc)), 503)
+
+
 def _describe(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -41,7 +48,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+        return response_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -59,4 +66,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(warehouse.StorageError)
     async def _storage(request: Request, exc: warehouse.StorageError) -> JSONResponse:
-        return JSONResponse(error_body("storage_unavailable", str(exc)), 503)
+        return response_for(exc)

@@ -28,6 +28,7 @@ class GroupWorker(Generic[T, R]):
 
     def __init__(self, work: Callable[[list[T]], list[R | BaseException]], name: str):
         self._work = work
+        self._busy = 0  # items submitted and not yet done
         self._queue: queue.SimpleQueue[tuple[T, asyncio.Future[R]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -35,8 +36,17 @@ class GroupWorker(Generic[T, R]):
     async def submit(self, item: T) -> R:
         """The result of `item`, once its group is done (raises what failed it)."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._busy += 1
         self._queue.put((item, future))
-        return await future
+        try:
+            return await future
+        finally:
+            self._busy -= 1
+
+    @property
+    def idle(self) -> bool:
+        """Nothing submitted from this event loop is queued or in progress."""
+        return self._busy == 0
 
     def _run(self) -> None:
         while (first := self._queue.get()) is not None:

@@ -17,6 +17,7 @@ from api.adapters.compute import ComputeConfig
 from api.adapters.models.litellm_adapter import warm
 from api.auth import DEFAULT_TENANT, TokenStore
 from api.group import GroupWorker
+from api.hot_path import HotPath
 from api.idempotency import IdempotencyCache
 from api.limits import BodyLimit
 from api.relay.hub import RelayHub
@@ -88,6 +89,7 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
         max_bytes=settings.max_body_bytes,
         per_path={"/v2/events": MAX_BODY_BYTES, "/v1/traces": MAX_BODY_BYTES},
     )
+    app.add_middleware(HotPath, max_bytes=settings.max_body_bytes)  # outermost: before BodyLimit
     app.include_router(health.router)
     app.include_router(sessions.router)
     app.include_router(fanout.router)

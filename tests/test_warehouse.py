@@ -14,6 +14,7 @@ import pytest
 import warehouse
 from tests.conftest import MANUAL
 from tests.factory import conversation, event
+from warehouse import dedup
 from warehouse.tail import PACK_EVERY
 
 
@@ -49,6 +50,18 @@ def test_duplicate_ids_are_no_ops_everywhere(wh: warehouse.Warehouse) -> None:
     result = wh.append([fresh, fresh, batch[0]])  # within one batch, and mixed
     assert result == warehouse.AppendResult(accepted=1, duplicates=2)
     assert count(wh) == 10
+
+
+def test_minted_ids_skip_the_check_and_are_still_found_by_later_ones(wh: warehouse.Warehouse) -> None:
+    """Minted batches are not checked for duplicates; their ids still stop a later copy."""
+    few = [event(session_id="m")]
+    many = [event(session_id="m") for _ in range(dedup._DEFER_ROWS + 10)]  # past the bulk hashing
+    last = [event(session_id="m")]
+    for batch in (few, many, last):
+        assert wh.append(batch, minted=True) == warehouse.AppendResult(accepted=len(batch), duplicates=0)
+    for batch in (few, many[:5] + many[-5:], last):
+        assert wh.append(batch).duplicates == len(batch)
+    assert count(wh) == len(few) + len(many) + len(last)
 
 
 def test_reopen_keeps_everything_exactly_once(data_dir: Path) -> None:

@@ -214,13 +214,19 @@ class Warehouse:
 
     # -- writing -------------------------------------------------------------
 
-    def append(self, events: Events) -> AppendResult:
-        """Store a batch (a list of dicts or a pyarrow Table); returns once it is fsynced."""
+    def append(self, events: Events, *, minted: bool = False) -> AppendResult:
+        """Store a batch (a list of dicts or a pyarrow Table); returns once it is fsynced.
+
+        `minted`: every event id in the batch was just made by `new_event_id`, so none can be
+        stored already: the duplicate check is skipped, and the ids join the index later, in bulk.
+        """
         self._check_writer()
         table = to_table(events, self._schema)
         total = table.num_rows
         if total == 0:
             return AppendResult(0, 0, np.zeros(0, dtype=bool))
+        if minted:
+            return self._append_minted(table)
         hashes, first = dedup.hash_and_firsts(table)
         payload = wal.encode(table) if first.all() else None
         dup = ~first
@@ -239,6 +245,15 @@ class Warehouse:
             self._index.add(hashes)
         self._wal.wait_durable(record)
         return AppendResult(table.num_rows, total - table.num_rows, ~dup)
+
+    def _append_minted(self, table: pa.Table) -> AppendResult:
+        payload = wal.encode(table)
+        with self._write_lock:
+            self._check_writer()
+            record = self._wal.write(table, payload)
+            self._index.defer(table.select(dedup.KEY))
+        self._wal.wait_durable(record)
+        return AppendResult(table.num_rows, 0, np.ones(table.num_rows, dtype=bool))
 
     def _stored_keys(self, candidates: pa.Table) -> set[tuple[str, str]]:
         """Which candidate (tenant_id, event_id) keys are stored: in flight, in the tail or the table."""

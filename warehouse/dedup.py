@@ -19,6 +19,7 @@ import pyarrow as pa
 from warehouse.schema import SMALL_BATCH
 
 _MAX_RUNS = 6
+_DEFER_ROWS = 4096  # deferred keys are hashed together once this many are waiting
 
 
 KEY = ["tenant_id", "event_id"]
@@ -71,13 +72,33 @@ def hash_and_firsts(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
 
 
 class IdIndex:
-    """A set of id hashes with vectorised membership tests."""
+    """A set of id hashes with vectorised membership tests.
+
+    Keys known to be new (ids the caller just minted) may join later: `defer` keeps them
+    unhashed until a lookup needs them or enough have piled up, then hashes them in one go.
+    """
 
     def __init__(self) -> None:
         self._runs: list[np.ndarray] = []
+        self._deferred: list[pa.Table] = []
+        self._deferred_rows = 0
+
+    def defer(self, keys: pa.Table) -> None:
+        """Add the (tenant_id, event_id) `keys` by the next lookup, hashed with others."""
+        self._deferred.append(keys)
+        self._deferred_rows += keys.num_rows
+        if self._deferred_rows >= _DEFER_ROWS:
+            self._fold()
+
+    def _fold(self) -> None:
+        if self._deferred:
+            keys = pa.concat_tables(self._deferred)
+            self._deferred, self._deferred_rows = [], 0
+            self.add(hash_keys(keys))
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         """A boolean mask: which hashes are (probably) present."""
+        self._fold()
         found = np.zeros(len(hashes), dtype=bool)
         for run in self._runs:
             if len(run):

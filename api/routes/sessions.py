@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -100,23 +100,33 @@ async def run_llm(
     idem: IdempotencyDep,
     key: IdempotencyKey = None,
 ) -> JSONResponse | StreamingResponse:
-    """One turn: the transcript plus the new message to the model; JSON, or SSE with `stream`."""
+    """One turn: the transcript plus the new message to the model; JSON, or SSE with `stream`.
+
+    A plain well-formed turn is answered by api/hot_path.py before it gets here, by the same
+    `turn_answer` and `turn_frames`; this route answers the rest (errors, Idempotency-Key).
+    """
     if body.stream:
         refuse_replay(key)
-        return event_stream(_sse(runner, await runner.start(tenant, session_id, body)))
+        return event_stream(turn_frames(runner, await runner.start(tenant, session_id, body)))
 
-    async def produce() -> tuple[int, Any]:
-        run = await runner.start(tenant, session_id, body)
-        async with contextlib.aclosing(runner.execute(run)) as items:  # releases the session at once
-            async for item in items:
-                if isinstance(item, Outcome):
-                    return 200, item.as_json()
-        raise AssertionError("a run ends with an outcome or an error")
+    def produce() -> Awaitable[tuple[int, Any]]:
+        return turn_answer(runner, tenant, session_id, body)
 
     return await idempotent(idem, tenant, key, ["run-llm", session_id, body.model_dump()], produce)
 
 
-async def _sse(runner: Runner, run: Run) -> AsyncIterator[str]:
+async def turn_answer(runner: Runner, tenant: str, session_id: str, body: RunLLM) -> tuple[int, Any]:
+    """A whole turn as run-llm answers it without `stream`: status and JSON body."""
+    run = await runner.start(tenant, session_id, body)
+    async with contextlib.aclosing(runner.execute(run)) as items:  # releases the session at once
+        async for item in items:
+            if isinstance(item, Outcome):
+                return 200, item.as_json()
+    raise AssertionError("a run ends with an outcome or an error")
+
+
+async def turn_frames(runner: Runner, run: Run) -> AsyncIterator[str]:
+    """A started turn as run-llm streams it: `delta` frames, then `done` (or `error`)."""
     try:
         async with contextlib.aclosing(runner.execute(run)) as items:
             async for item in items:

@@ -92,6 +92,7 @@ class Runner:
         self.store = service.store
         self.settings = settings
         self.compute = compute  # the session workspaces agent CLI harnesses run in
+        self.in_flight = 0  # runs started and not yet ended
         self.store.on_closed.append(self._drop_cli_homes)
 
     async def _drop_cli_homes(self, tenant_id: str, session_id: str) -> None:
@@ -127,6 +128,7 @@ class Runner:
         if state.lock.locked():
             raise ApiError(409, "run_in_flight", "a run is already in flight on this session; wait for it")
         await state.lock.acquire()
+        self.in_flight += 1
         try:
             run_id = new_id("run_")
             common = {"user_id": state.user_id, "run_id": run_id, "harness": state.harness}
@@ -178,6 +180,7 @@ class Runner:
             written.append(event("run.started", tenant_id, session_id, model=model, **common))
             recorded = asyncio.create_task(self.store.write(state, written))
         except BaseException:
+            self.in_flight -= 1
             state.lock.release()
             raise
         models = [model, *(m for m in state.fallbacks if m != model)]
@@ -255,6 +258,7 @@ class Runner:
                     with contextlib.suppress(Exception):  # a failed start write was reported already
                         await asyncio.shield(self._after_start(run, [failed]))
             finally:
+                self.in_flight -= 1
                 state.lock.release()
 
     def _reply(self, adapter: ModelAdapter, model: str, run: Run) -> AsyncIterator[TurnItem]:
@@ -263,9 +267,13 @@ class Runner:
         return _MODEL_PATH.reply(adapter, model, run.messages, options, run.streaming)
 
     async def _after_start(self, run: Run, events: list[dict[str, Any]]) -> None:
-        """Write `events` once the turn's start is durable (so the log reads in order)."""
+        """Write `events` once the turn's start is durable (so the log reads in order).
+
+        The run's last write is on its caller's critical path: when no other run is in flight it is
+        done in place (see BatchWriter.append), which takes a thread hop off every lone turn.
+        """
         await run.recorded
-        await self.store.write(run.state, events)
+        await self.store.write(run.state, events, alone=self.in_flight == 1)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -73,11 +73,13 @@ class SessionStore:
         if state is not None and not state.lock.locked():
             del self._cache[(tenant_id, session_id)]
 
-    async def write(self, state: SessionState, events: list[dict[str, Any]]) -> None:
-        """Append the events durably, then fold them into the cached state."""
-        await self.write_many([(state, events)])
+    async def write(self, state: SessionState, events: list[dict[str, Any]], *, alone: bool = False) -> None:
+        """Append the events durably, then fold them into the cached state (`alone`: see BatchWriter)."""
+        await self.write_many([(state, events)], alone=alone)
 
-    async def write_many(self, changes: list[tuple[SessionState, list[dict[str, Any]]]]) -> None:
+    async def write_many(
+        self, changes: list[tuple[SessionState, list[dict[str, Any]]]], *, alone: bool = False
+    ) -> None:
         """Append several sessions' events in one durable append, then fold each into its state.
 
         Every event of a forked or spawned session carries its parent's id, as the created one does.
@@ -86,7 +88,7 @@ class SessionStore:
             if state.parent_session_id is not None:
                 for e in events:
                     e.setdefault("parent_session_id", state.parent_session_id)
-        await self.writer.append([e for _, events in changes for e in events])
+        await self.writer.append([e for _, events in changes for e in events], alone=alone)
         for state, events in changes:
             for e in events:
                 state.apply(e)

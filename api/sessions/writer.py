@@ -1,5 +1,8 @@
 """Session events are appended by one thread: writes that arrive together share one append.
 
+Every event here was made by `api.sessions.events.event`, with an id it just minted, so the
+warehouse is told so (`minted`) and skips its duplicate check.
+
 A run writes twice (its start, its end). Under load, many runs write at once; funnelling
 them through one GroupWorker turns N small appends (N validations, encodings and fsyncs)
 into one, and keeps the event loop free of blocking I/O.
@@ -22,20 +25,28 @@ class BatchWriter:
         self.wh = wh
         self._worker: GroupWorker[Events, None] = GroupWorker(self._write, "cerver-writer")
 
-    async def append(self, events: Events) -> None:
-        """Return once `events` are durable; raises what the warehouse raised for them."""
+    async def append(self, events: Events, *, alone: bool = False) -> None:
+        """Return once `events` are durable; raises what the warehouse raised for them.
+
+        `alone`: nothing else is in flight, so the write is done here, on the event loop: the
+        hop to the writer thread and back would be pure delay, with nothing to group it with.
+        """
+        if alone and self._worker.idle:
+            if (failed := self._write([events])[0]) is not None:
+                raise failed
+            return
         await self._worker.submit(events)
 
     def _write(self, group: list[Events]) -> list[BaseException | None]:
         try:
-            self.wh.append([e for events in group for e in events])
+            self.wh.append([e for events in group for e in events], minted=True)
         except warehouse.ValidationError:
             return [self._alone(events) for events in group]  # name the culprit
         return [None] * len(group)
 
     def _alone(self, events: Events) -> BaseException | None:
         try:
-            self.wh.append(events)
+            self.wh.append(events, minted=True)
         except Exception as exc:
             return exc
         return None

@@ -9,6 +9,7 @@ Retries are Cerver's (api/sessions/runner.py), so litellm's own are switched off
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import lru_cache
 from typing import Any
 
 from api.adapters.models.base import CallOptions, Message, ModelError, ModelResult, UnknownModel, Usage
@@ -18,6 +19,16 @@ from ingest.pricing import litellm, price
 def warm() -> None:
     """Import litellm now (it takes seconds), so the first request does not wait for it."""
     litellm()
+
+
+@lru_cache(maxsize=4096)
+def _routes(model: str) -> bool:
+    """Whether litellm routes `model` to a provider: asked once per name (twice a turn otherwise)."""
+    try:
+        litellm().get_llm_provider(model)
+    except Exception:
+        return False
+    return True
 
 
 def _usage(raw: Any) -> Usage:
@@ -64,12 +75,8 @@ class LiteLLMAdapter:
 
     def check(self, model: str) -> None:
         """Refuse names litellm cannot route to a provider."""
-        try:
-            litellm().get_llm_provider(model)
-        except Exception as exc:
-            raise UnknownModel(
-                f"unknown model {model!r}: name it as provider/model, e.g. openai/gpt-4o"
-            ) from exc
+        if not _routes(model):
+            raise UnknownModel(f"unknown model {model!r}: name it as provider/model, e.g. openai/gpt-4o")
 
     async def stream(
         self,
