@@ -15,6 +15,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 Counts = tuple[int, int, int, int]  # input, output, cache read, cache write
+Rates = tuple[float, float, float, float]  # USD per token of each of those
 _PROBE = 2_000_000  # counts up to this many tokens of each kind may use a model's rates
 
 
@@ -61,7 +62,7 @@ def _litellm_cost(model: str, counts: Counts) -> float | None:
 
 
 @lru_cache(maxsize=4096)
-def _rates(model: str) -> Counts | None:
+def _rates(model: str) -> Rates | None:
     """The model's price per token of each kind, if its price is exactly that up to `_PROBE`.
 
     Cached tokens are counted within the input, as providers report them: their rates are
@@ -81,5 +82,18 @@ def _rates(model: str) -> Counts | None:
     return rates
 
 
-def _dot(counts: Counts, rates: Counts) -> float:
+def _dot(counts: Counts, rates: Rates) -> float:
     return counts[0] * rates[0] + counts[1] * rates[1] + counts[2] * rates[2] + counts[3] * rates[3]
+
+
+def price_events(events: list[dict[str, Any]]) -> None:
+    """Fill `cost_usd` in place where the source gave tokens but no cost."""
+    for e in events:
+        if e.get("cost_usd") is None:
+            e["cost_usd"] = price(
+                e.get("model"),
+                e.get("input_tokens"),
+                e.get("output_tokens"),
+                e.get("cache_read_tokens"),
+                e.get("cache_write_tokens"),
+            )

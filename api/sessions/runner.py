@@ -178,7 +178,8 @@ class Runner:
                     )
                 )
             written.append(event("run.started", tenant_id, session_id, model=model, **common))
-            recorded = asyncio.create_task(self.store.write(state, written))
+            # A lone run's start is written on the event loop too, while the model call is on the wire.
+            recorded = asyncio.create_task(self.store.write(state, written, alone=self.in_flight == 1))
         except BaseException:
             self.in_flight -= 1
             state.lock.release()
