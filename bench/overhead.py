@@ -8,7 +8,10 @@ whole answer (JSON) and one that streams (SSE, read to the end):
 2. cerver: `POST /v2/sessions/{id}/run-llm` on a `cerver serve` subprocess with a temp data dir
    (`-sse`: with `"stream": true`);
 3. proxy: `POST /v1/chat/completions` on a `litellm --config` proxy from its own virtualenv
-   (created with pip if missing; if it cannot be installed or started, the reason is reported).
+   (created with pip if missing; if it cannot be installed or started, the reason is reported);
+4. floor: bench/floor_server.py, a server in front of litellm that does nothing else (transcripts in
+   a dict, no token, no events, nothing on disk), driven by the same client code as cerver: what any
+   Python server in front of litellm adds here. cerver minus floor is Cerver's own work.
 
 Each is measured sequentially (after a warm-up) and with N concurrent clients, each client on its own
 session; a session (or, for baseline and proxy, the transcript sent) is renewed every --session-every runs
@@ -89,6 +92,15 @@ class Stats:
 
 
 # --- processes ------------------------------------------------------------------------------------------
+
+
+def start_floor(env: dict[str, str], tmp: Path, procs: list[subprocess.Popen], fake: dict[str, str]) -> str:
+    """bench/floor_server.py on a free port, talking to the fake as cerver does; returns its URL."""
+    port = free_port()
+    cmd = [sys.executable, str(ROOT / "bench/floor_server.py"), "--port", str(port)]
+    procs.append(proc := start(cmd, tmp / "floor.log", {**env, **fake}))
+    wait_ready(f"http://127.0.0.1:{port}/healthz", proc, tmp / "floor.log", 60)
+    return f"http://127.0.0.1:{port}"
 
 
 def start_fake(env: dict[str, str], tmp: Path, procs: list[subprocess.Popen]) -> str:
@@ -293,7 +305,7 @@ async def measure(name: str, urls: dict[str, str], args: argparse.Namespace) -> 
     ) as c:
 
         async def lanes(count: int, runs: int) -> list[Lane]:
-            if kind == "cerver":
+            if kind in ("cerver", "floor"):  # the floor speaks enough of Cerver's API
                 return [await cerver_lane(c, runs, args.session_every, stream) for _ in range(count)]
             if kind == "proxy":
                 return [proxy_lane(c, args.session_every, stream) for _ in range(count)]
@@ -306,7 +318,8 @@ async def measure(name: str, urls: dict[str, str], args: argparse.Namespace) -> 
 
 async def run_rounds(urls: dict[str, str], args: argparse.Namespace, notes: dict[str, str]) -> Results:
     """Rounds of every setup in turn, in one event loop (litellm keeps its HTTP clients per loop)."""
-    names = [f"{kind}{suffix}" for suffix in ("", "-sse") for kind in ("baseline", "cerver", "proxy")]
+    kinds = ("baseline", "floor", "cerver", "proxy")
+    names = [f"{kind}{suffix}" for suffix in ("", "-sse") for kind in kinds]
     results: Results = {name: [] for name in names if name.removesuffix("-sse") in urls}
     for i in range(args.rounds):
         for name in list(results):
@@ -322,9 +335,9 @@ async def run_rounds(urls: dict[str, str], args: argparse.Namespace, notes: dict
     return results
 
 
-def added(results: Results, name: str, mode: str, field: str) -> float:
-    """Median over rounds of (setup - its baseline) at one figure, both measured in the same round."""
-    pairs = zip(results[name], results["baseline-sse" if name.endswith("-sse") else "baseline"])
+def added(results: Results, name: str, mode: str, field: str, over: str = "baseline") -> float:
+    """Median over rounds of (setup - `over` of the same kind) at one figure, both measured in one round."""
+    pairs = zip(results[name], results[over + "-sse" if name.endswith("-sse") else over])
     return statistics.median(getattr(s[mode], field) - getattr(b[mode], field) for s, b in pairs)
 
 
@@ -374,6 +387,14 @@ def verdicts(results: Results, proxy_note: str | None) -> list[str]:
                 f"- {cerver} added, {label}: p50 {p50:+.2f} ms (target <= {TARGET_P50_MS:g}: {ok[0]}), "
                 f"p99 {p99:+.2f} ms (target <= {TARGET_P99_MS:g}: {ok[1]})"
             )
+            floor = cerver.replace("cerver", "floor")
+            if floor in results:
+                f50, f99 = added(results, floor, mode, "p50"), added(results, floor, mode, "p99")
+                o50, o99 = (added(results, cerver, mode, f, over="floor") for f in ("p50", "p99"))
+                lines.append(
+                    f"  - {floor} added: p50 {f50:+.2f} ms, p99 {f99:+.2f} ms; "
+                    f"Cerver's own work (cerver - floor): p50 {o50:+.2f} ms, p99 {o99:+.2f} ms"
+                )
             proxy = cerver.replace("cerver", "proxy")
             if proxy in results:
                 x50, x99 = added(results, proxy, mode, "p50"), added(results, proxy, mode, "p99")
@@ -386,7 +407,9 @@ def render(results: Results, info: list[str], proxy_note: str | None) -> str:
     intro = (
         "Written by `bench/overhead.py`: the latency of one turn against a fake OpenAI-compatible provider\n"
         "on loopback (no chunk delay, own process). baseline: litellm called in-process; cerver: `run-llm`\n"
-        "on `cerver serve`; proxy: a LiteLLM proxy's `/v1/chat/completions`. Plain rows wait for the whole\n"
+        "on `cerver serve`; proxy: a LiteLLM proxy's `/v1/chat/completions`; floor: bench/floor_server.py,\n"
+        "a server in front of litellm that does nothing else (no token, events or disk), the least any\n"
+        "server in front of litellm adds here. Plain rows wait for the whole\n"
         "answer (JSON; litellm then calls the provider without streaming); `-sse` rows stream it, read to\n"
         "the end. Figures are medians over interleaved rounds; added = median over rounds of (setup -\n"
         "baseline of the same kind)."
@@ -431,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             urls = {"fake": start_fake(env, tmp, procs), "baseline": ""}
             fake_env = {"OPENAI_API_KEY": "test", "OPENAI_BASE_URL": urls["fake"] + "/v1"}
             urls["cerver"], urls["token"], _ = start_cerver(env, tmp, procs, fake_env)
+            urls["floor"] = start_floor(env, tmp, procs, fake_env)
             if args.skip_proxy:
                 notes["proxy"] = "skipped (--skip-proxy)"
             else:
