@@ -25,28 +25,36 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(send, limit)
             return
-        seen = 0
-        started = False
+        seen, started, refused = 0, False, False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    # Answer now, and tell the app the client left: an exception raised here
+                    # would reach the app's body parsing, which reports any error as a 400.
+                    refused = True
+                    if not started:
+                        await self._refuse(send, limit)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 is the answer
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send, limit)
+        except Exception:
+            if not refused:
+                raise
 
     async def _refuse(self, send: Send, limit: int) -> None:
         body = json.dumps(error_body("body_too_large", f"request bodies here are limited to {limit} bytes"))
@@ -56,7 +64,3 @@ class BodyLimit:
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body.encode()})
-
-
-class _TooLarge(Exception):
-    pass

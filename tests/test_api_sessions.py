@@ -155,6 +155,17 @@ def test_bad_requests_get_clear_errors(client, method, path, kwargs, status, cod
     assert response.json()["error"]["message"]
 
 
+def test_a_body_over_the_limit_without_a_length_is_a_413_too(client: httpx.Client) -> None:
+    """Sent in chunks, the size shows only as it arrives; it used to surface as a 400 parse error."""
+    big = b'{"user_id": "' + b"x" * (2 << 20) + b'"}'
+    chunks = (big[at : at + (64 << 10)] for at in range(0, len(big), 64 << 10))
+    before = client.get("/v2/sessions", params={"limit": 1000}).json()["sessions"]
+    response = client.post("/v2/sessions", content=chunks, headers={"content-type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "body_too_large"
+    assert client.get("/v2/sessions", params={"limit": 1000}).json()["sessions"] == before
+
+
 def test_bad_turns_write_nothing(client: httpx.Client, api) -> None:
     sid = new_session(client)["session_id"]
     bodies = [

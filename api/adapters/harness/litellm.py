@@ -6,10 +6,10 @@ call may be retried and fall back to other models (the runner does both).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from api.adapters.harness.base import Capabilities, TurnItem, TurnRequest
-from api.adapters.models import CallOptions, ModelAdapter, adapter_for
+from api.adapters.models import CallOptions, ModelAdapter, ModelResult, adapter_for
 from api.adapters.models.base import Message
 
 
@@ -31,7 +31,7 @@ class LiteLLMHarness:
         model = request.model
         return self.reply(adapter_for(model), model, request.messages, request.options, request.streaming)
 
-    async def reply(
+    def reply(
         self,
         adapter: ModelAdapter,
         model: str,
@@ -44,9 +44,12 @@ class LiteLLMHarness:
         A JSON caller waits for the whole answer anyway, so the model is asked for it whole:
         a provider's non-streamed answer costs a third of the CPU of a streamed one through
         litellm, which is most of what a turn costs here. Such a run has no time to first token.
+        A stream is the adapter's own, not wrapped in one more generator per delta.
         """
         if streaming:
-            async for item in adapter.stream(model, messages, options):
-                yield item
-        else:
-            yield await adapter.complete(model, messages, options)
+            return adapter.stream(model, messages, options)
+        return _whole(adapter.complete(model, messages, options))
+
+
+async def _whole(answer: Awaitable[ModelResult]) -> AsyncIterator[TurnItem]:
+    yield await answer
