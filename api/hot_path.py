@@ -5,7 +5,7 @@ wraps each message, the request object) costs about as much as Cerver's own work
 (bench/overhead.py). This ASGI middleware answers `POST /v2/sessions/{id}/run-llm` itself
 when the request is plainly good: a known bearer token, a JSON body under the size limit
 that validates as `RunLLM`, and no `Idempotency-Key`. It runs the turn with the route's own
-`turn_answer` and `turn_frames`, so both answer alike.
+`turn_answer` and `turn_stream`, so both answer alike.
 
 It only accepts. Anything else (a bad token, a body that does not validate, a key to
 remember the answer by) goes on to the FastAPI route with the body it read replayed, and
@@ -25,8 +25,7 @@ import warehouse
 from api import errors
 from api.auth import bearer
 from api.errors import ApiError
-from api.routes.sessions import turn_answer, turn_frames
-from api.routes.streams import event_stream
+from api.routes.sessions import turn_answer, turn_stream
 from api.schemas import RunLLM
 from api.sessions.runner import Runner
 
@@ -57,7 +56,7 @@ class HotPath:
 async def _turn(runner: Runner, tenant: str, session_id: str, request: RunLLM) -> Response:
     try:
         if request.stream:
-            return event_stream(turn_frames(runner, await runner.start(tenant, session_id, request)))
+            return turn_stream(runner, await runner.start(tenant, session_id, request))
         status, answer = await turn_answer(runner, tenant, session_id, request)
         return JSONResponse(answer, status)
     except (ApiError, warehouse.StorageError) as exc:

@@ -8,12 +8,24 @@ JSON, with an Idempotency-Key), and that its answers and the route's are the sam
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 
 import warehouse
 from api.hot_path import _read, _replay
+from api.routes.sessions import turn_answer
+from api.schemas import RunLLM
+from api.sessions.events import event
+from api.sessions.runner import Runner
+from api.sessions.service import SessionService
+from api.sessions.state import SessionState
+from api.sessions.store import SessionStore
+from api.settings import Settings
 from tests.server import Server
 
 TURN = {"prompt": "hello hot path"}
@@ -122,3 +134,60 @@ def test_replay_gives_the_app_the_body_as_it_came() -> None:
     assert first == {"type": "http.request", "body": b"abcd", "more_body": True}
     assert rest == {"type": "http.request", "body": b"ef", "more_body": False}
     assert gone == {"type": "http.disconnect"}
+
+
+def test_a_caller_gone_before_its_stream_starts_leaves_the_session_free(client: httpx.Client, api) -> None:
+    """Streamed turns whose sockets close as soon as they are sent: the session is not left locked."""
+    sid = session(client)
+    server, token = api[0], api[1]
+    host, port = server.url.removeprefix("http://").split(":")
+    body = json.dumps({**TURN, "stream": True}).encode()
+    head = (
+        f"POST /v2/sessions/{sid}/run-llm HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    for _ in range(20):
+        with socket.create_connection((host, int(port))) as raw:
+            raw.sendall(head + body)
+    deadline = time.monotonic() + 10
+    while (response := client.post(f"/v2/sessions/{sid}/run-llm", json=TURN)).status_code == 409:
+        assert time.monotonic() < deadline, "the session stayed locked by a run that never ran"
+        time.sleep(0.05)
+    assert response.status_code == 200, response.text
+
+
+def test_a_run_whose_stream_never_began_frees_its_session(tmp_path: Path) -> None:
+    """In the library: a started run that `execute` never saw (its stream was cancelled before
+    its first frame) is abandoned, so the session takes runs again and nothing was written."""
+
+    async def scenario() -> None:
+        wh = warehouse.open(str(tmp_path / "data"))
+        store = SessionStore(wh)
+        try:
+            service = SessionService(store)
+            runner = Runner(service, Settings())
+            state = SessionState("t", "sess_a")
+            await store.write(
+                state, [event("session.created", "t", "sess_a", user_id="u", model="offline/echo")]
+            )
+            run = await runner.start("t", "sess_a", RunLLM(prompt="hi", stream=True))
+            assert state.lock.locked() and runner.in_flight == 1
+            await runner.abandon(run)
+            assert not state.lock.locked() and runner.in_flight == 0
+            await runner.abandon(run)  # twice is once
+            assert runner.in_flight == 0
+            answered = await turn_answer(runner, "t", "sess_a", RunLLM(prompt="again"))
+            assert answered[0] == 200 and answered[1]["output"] == "echo: again"
+            finished = await runner.start("t", "sess_a", RunLLM(prompt="third"))
+            async for _ in runner.execute(finished):
+                pass
+            await runner.abandon(finished)  # a run that ran is not released twice
+            assert not state.lock.locked() and runner.in_flight == 0
+        finally:
+            store.close()
+            wh.close()
+        with warehouse.open(str(tmp_path / "data"), read_only=True) as reader:
+            kinds = reader.sql("select type from events order by ts, event_id").column(0).to_pylist()
+        assert kinds.count("run.started") == 2  # the abandoned run wrote nothing
+
+    asyncio.run(scenario())

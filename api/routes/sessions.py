@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -103,11 +104,11 @@ async def run_llm(
     """One turn: the transcript plus the new message to the model; JSON, or SSE with `stream`.
 
     A plain well-formed turn is answered by api/hot_path.py before it gets here, by the same
-    `turn_answer` and `turn_frames`; this route answers the rest (errors, Idempotency-Key).
+    `turn_answer` and `turn_stream`; this route answers the rest (errors, Idempotency-Key).
     """
     if body.stream:
         refuse_replay(key)
-        return event_stream(turn_frames(runner, await runner.start(tenant, session_id, body)))
+        return turn_stream(runner, await runner.start(tenant, session_id, body))
 
     def produce() -> Awaitable[tuple[int, Any]]:
         return turn_answer(runner, tenant, session_id, body)
@@ -123,6 +124,11 @@ async def turn_answer(runner: Runner, tenant: str, session_id: str, body: RunLLM
             if isinstance(item, Outcome):
                 return 200, item.as_json()
     raise AssertionError("a run ends with an outcome or an error")
+
+
+def turn_stream(runner: Runner, run: Run) -> StreamingResponse:
+    """A started turn as run-llm streams it; a caller that leaves before it begins frees the session."""
+    return event_stream(turn_frames(runner, run), after=partial(runner.abandon, run))
 
 
 async def turn_frames(runner: Runner, run: Run) -> AsyncIterator[str]:

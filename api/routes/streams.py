@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from api.errors import ApiError
 from api.idempotency import IdempotencyCache
@@ -23,12 +24,15 @@ def refuse_replay(key: str | None) -> None:
         raise ApiError(400, "invalid_request", "Idempotency-Key is for non-streaming requests")
 
 
-def event_stream(frames: AsyncIterator[str]) -> StreamingResponse:
-    """An SSE answer that proxies pass on as it comes."""
+def event_stream(
+    frames: AsyncIterator[str], after: Callable[[], Awaitable[None]] | None = None
+) -> StreamingResponse:
+    """An SSE answer that proxies pass on as it comes; `after()` is awaited once it ends, however it ends."""
     return StreamingResponse(
         frames,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(after) if after is not None else None,
     )
 
 

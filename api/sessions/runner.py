@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,12 +50,31 @@ class Run:
     max_tokens: int | None
     streaming: bool
     started: float
-    recorded: asyncio.Task[None]  # the durable write of the turn's start, overlapping the model call
+    begin_record: Callable[[], Coroutine[Any, Any, None]]  # writes the turn's start durably
     # How the run is recorded if it ends before finishing (cancelled by its caller, or a deadline).
     stop_status: str = "cancelled"
     stop_reason: str = "client went away"
     harness: str = LITELLM  # what writes this turn (the session's harness when it started)
     turn_length: int = 1  # how many of `messages` are this turn's (the rest is the transcript)
+    executed: bool = False  # `execute` has begun (and will release the session when it ends)
+    _recorded: asyncio.Task[None] | None = None
+
+    def begin(self) -> asyncio.Task[None]:
+        """Begin the durable write of the turn's start (once); the task making it.
+
+        `execute` begins it just before the model is called, so that the write (made on the
+        event loop for a lone run) happens while the call is on the wire. Begun any earlier,
+        it would run at the first pause, before the call: an SSE answer pauses to send its
+        headers before its body starts the turn.
+        """
+        if self._recorded is None:
+            self._recorded = asyncio.create_task(self.begin_record())
+        return self._recorded
+
+    @property
+    def recorded(self) -> asyncio.Task[None]:
+        """The write of the turn's start (begun if it was not): await it before showing output."""
+        return self.begin()
 
 
 @dataclass
@@ -178,8 +197,6 @@ class Runner:
                     )
                 )
             written.append(event("run.started", tenant_id, session_id, model=model, **common))
-            # A lone run's start is written on the event loop too, while the model call is on the wire.
-            recorded = asyncio.create_task(self.store.write(state, written, alone=self.in_flight == 1))
         except BaseException:
             self.in_flight -= 1
             state.lock.release()
@@ -194,13 +211,16 @@ class Runner:
             body.max_tokens,
             body.stream,
             started,
-            recorded,
+            # A lone run's start is written on the event loop too, while the model call is on the wire.
+            lambda: self.store.write(state, written, alone=self.in_flight == 1),
             harness=state.harness,
             turn_length=len(turn),
         )
 
     async def execute(self, run: Run) -> AsyncIterator[str | Outcome]:
         """Yield text deltas, then the Outcome; raise ApiError (502/504) once every model failed."""
+        run.executed = True
+        run.begin()
         if run.harness != LITELLM:  # an agent CLI in the session's workspace
             from api.sessions import harness_run
 
@@ -261,6 +281,16 @@ class Runner:
             finally:
                 self.in_flight -= 1
                 state.lock.release()
+
+    async def abandon(self, run: Run) -> None:
+        """A started run whose turn never began (its caller left before a stream did): free the session.
+
+        Nothing of the turn was written, so there is nothing to record.
+        """
+        if not run.executed:
+            run.executed = True
+            self.in_flight -= 1
+            run.state.lock.release()
 
     def _reply(self, adapter: ModelAdapter, model: str, run: Run) -> AsyncIterator[TurnItem]:
         """The model's reply through the `litellm` harness: deltas and result, or only the result."""
