@@ -210,6 +210,7 @@ def test_two_turns_with_a_shell_call_then_a_resume(
     key = KEYS["ANTHROPIC_API_KEY"] if provider == "anthropic" else KEYS["OPENAI_API_KEY"]
     header = asked[-1].headers.get("x-api-key") or asked[-1].headers.get("authorization", "")
     assert header.endswith(key)  # the server's key reached the CLI, through its environment
+    assert client.get("/healthz").json()["runs_in_flight"] == 0  # both CLI turns have ended
 
 
 def test_each_session_has_its_own_cli_home_outside_the_workspace(
@@ -371,6 +372,7 @@ def test_a_cli_that_exits_non_zero_fails_the_run(
     assert_transcript_kept(client, session, ["first"], 0)
     assert "second" in run(client, session, "second")["output"]  # the session goes on (the fake echoes)
     assert_transcript_kept(client, session, ["first", "second"], 1)
+    assert client.get("/healthz").json()["runs_in_flight"] == 0  # a failed CLI run has ended too
 
 
 def test_a_malformed_line_fails_the_run_with_the_stderr_tail(client: httpx.Client, server: Server) -> None:

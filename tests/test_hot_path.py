@@ -154,6 +154,7 @@ def test_a_caller_gone_before_its_stream_starts_leaves_the_session_free(client: 
         assert time.monotonic() < deadline, "the session stayed locked by a run that never ran"
         time.sleep(0.05)
     assert response.status_code == 200, response.text
+    assert client.get("/healthz").json()["runs_in_flight"] == 0
 
 
 def test_a_run_whose_stream_never_began_frees_its_session(tmp_path: Path) -> None:

@@ -11,6 +11,12 @@ def read_health(request: Request) -> dict[str, object]:
 
     `warm` turns true once the server has loaded the model library in the background (a few
     seconds after start-up); until then requests are answered, but the first may be slower.
+    `runs_in_flight` counts the turns running now, whatever writes them.
     """
     state = request.app.state
-    return {"status": "ok", "warm": state.warm.is_set(), "warehouse": state.warehouse.info()}
+    return {
+        "status": "ok",
+        "warm": state.warm.is_set(),
+        "runs_in_flight": state.runner.in_flight,
+        "warehouse": state.warehouse.info(),
+    }

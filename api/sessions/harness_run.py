@@ -134,7 +134,7 @@ async def execute(runner: Runner, run: Run) -> AsyncIterator[str | Outcome]:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(runner._after_start(run, [failed]))
         finally:
-            state.lock.release()
+            runner.release(run)
 
 
 async def _place(runner: Runner, run: Run, harness: CliHarness, workspace: Any, ref: str | None) -> CliPlace:

@@ -63,9 +63,9 @@ class Run:
         """Begin the durable write of the turn's start (once); the task making it.
 
         `execute` begins it just before the model is called, so that the write (made on the
-        event loop for a lone run) happens while the call is on the wire. Begun any earlier,
-        it would run at the first pause, before the call: an SSE answer pauses to send its
-        headers before its body starts the turn.
+        event loop for a lone run) waits for the call's first pause. Begun any earlier, it would
+        run ahead of the call: an SSE answer pauses to send its headers before its body starts
+        the turn.
         """
         if self._recorded is None:
             self._recorded = asyncio.create_task(self.begin_record())
@@ -211,7 +211,7 @@ class Runner:
             body.max_tokens,
             body.stream,
             started,
-            # A lone run's start is written on the event loop too, while the model call is on the wire.
+            # A lone run's start is written on the event loop too, at the model call's first pause.
             lambda: self.store.write(state, written, alone=self.in_flight == 1),
             harness=state.harness,
             turn_length=len(turn),
@@ -228,7 +228,7 @@ class Runner:
                 async for item in items:
                     yield item
             return
-        state, attempts = run.state, []
+        attempts: list[dict[str, Any]] = []
         ttft: float | None = None
         finished = False
         try:
@@ -279,8 +279,12 @@ class Runner:
                     with contextlib.suppress(Exception):  # a failed start write was reported already
                         await asyncio.shield(self._after_start(run, [failed]))
             finally:
-                self.in_flight -= 1
-                state.lock.release()
+                self.release(run)
+
+    def release(self, run: Run) -> None:
+        """The run has ended: its session takes runs again."""
+        self.in_flight -= 1
+        run.state.lock.release()
 
     async def abandon(self, run: Run) -> None:
         """A started run whose turn never began (its caller left before a stream did): free the session.
@@ -289,8 +293,7 @@ class Runner:
         """
         if not run.executed:
             run.executed = True
-            self.in_flight -= 1
-            run.state.lock.release()
+            self.release(run)
 
     def _reply(self, adapter: ModelAdapter, model: str, run: Run) -> AsyncIterator[TurnItem]:
         """The model's reply through the `litellm` harness: deltas and result, or only the result."""
