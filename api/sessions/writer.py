@@ -1,4 +1,5 @@
-"""Session events are appended by one thread: writes that arrive together share one append.
+"""Session events are appended by one thread (writes that arrive together share one append),
+or, for a lone run, right on the event loop.
 
 Every event here was made by `api.sessions.events.event`, with an id it just minted, so the
 warehouse is told so (`minted`) and skips its duplicate check.
