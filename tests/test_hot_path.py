@@ -111,7 +111,8 @@ def test_bodies_it_hands_on_get_the_routes_answers_and_change_nothing(client: ht
 def test_a_streamed_turn_on_the_hot_path(client: httpx.Client) -> None:
     sid = session(client)
     with client.stream("POST", f"/v2/sessions/{sid}/run-llm", json={**TURN, "stream": True}) as r:
-        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        assert r.status_code == 200 and r.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert r.headers["cache-control"] == "no-cache" and r.headers["x-accel-buffering"] == "no"
         kinds = [line.removeprefix("event: ") for line in r.iter_lines() if line.startswith("event: ")]
     assert kinds[-1] == "done" and set(kinds[:-1]) == {"delta"} and kinds[:-1]
 

@@ -24,6 +24,9 @@ def refuse_replay(key: str | None) -> None:
         raise ApiError(400, "invalid_request", "Idempotency-Key is for non-streaming requests")
 
 
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # proxies pass it on as it comes
+
+
 def event_stream(
     frames: AsyncIterator[str], after: Callable[[], Awaitable[None]] | None = None
 ) -> StreamingResponse:
@@ -31,7 +34,7 @@ def event_stream(
     return StreamingResponse(
         frames,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=SSE_HEADERS,
         background=BackgroundTask(after) if after is not None else None,
     )
 
