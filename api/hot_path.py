@@ -34,6 +34,10 @@ from api.schemas import RunLLM
 from api.sessions.runner import Run, Runner
 
 _RUN_LLM = re.compile(r"/v2/sessions/([^/]+)/run-llm")
+_SSE_HEADERS = [  # as the route's StreamingResponse sends them
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    *((name.lower().encode(), value.encode()) for name, value in SSE_HEADERS.items()),
+]
 
 
 class HotPath:
@@ -99,12 +103,6 @@ async def _pump(frames: AsyncIterator[str], send: Send) -> None:
 async def _gone(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    *((name.lower().encode(), value.encode()) for name, value in SSE_HEADERS.items()),
-]
 
 
 def _accept(scope: Scope, body: bytes) -> tuple[str, RunLLM] | None:
