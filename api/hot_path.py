@@ -5,7 +5,7 @@ wraps each message, the request object) costs about as much as Cerver's own work
 (bench/overhead.py). This ASGI middleware answers `POST /v2/sessions/{id}/run-llm` itself
 when the request is plainly good: a known bearer token, a JSON body under the size limit
 that validates as `RunLLM`, and no `Idempotency-Key`. It runs the turn with the route's own
-`turn_answer` and `turn_frames`, so both answer alike.
+`turn_answer` and `turn_stream`, so both answer alike.
 
 It only accepts. Anything else (a bad token, a body that does not validate, a key to
 remember the answer by) goes on to the FastAPI route with the body it read replayed, and
@@ -14,11 +14,8 @@ the route answers as it always does, error shapes and all.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
-from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
@@ -28,16 +25,11 @@ import warehouse
 from api import errors
 from api.auth import bearer
 from api.errors import ApiError
-from api.routes.sessions import turn_answer, turn_frames
-from api.routes.streams import SSE_HEADERS
+from api.routes.sessions import turn_answer, turn_stream
 from api.schemas import RunLLM
-from api.sessions.runner import Run, Runner
+from api.sessions.runner import Runner
 
 _RUN_LLM = re.compile(r"/v2/sessions/([^/]+)/run-llm")
-_SSE_HEADERS = [  # as the route's StreamingResponse sends them
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    *((name.lower().encode(), value.encode()) for name, value in SSE_HEADERS.items()),
-]
 
 
 class HotPath:
@@ -66,43 +58,8 @@ class HotPath:
         except (ApiError, warehouse.StorageError) as exc:
             await errors.response_for(exc)(scope, receive, send)
             return
-        if request.stream:
-            await _stream(runner, run, receive, send)
-        else:
-            await JSONResponse(answer, status)(scope, receive, send)
-
-
-async def _stream(runner: Runner, run: Run, receive: Receive, send: Send) -> None:
-    """The turn's frames, each sent as it comes; a caller that leaves cancels the turn.
-
-    What Starlette's StreamingResponse does for the route, without its task group and its
-    wrapped sends, which cost about a millisecond a streamed turn here (bench/overhead.py).
-    """
-    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-    pump = asyncio.ensure_future(_pump(turn_frames(runner, run), send))
-    gone = asyncio.ensure_future(_gone(receive))
-    try:
-        await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        pump.cancel()  # no-op once it has finished; else the turn ends as cancelled
-        try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
-        finally:
-            await runner.abandon(run)  # a turn whose stream never began frees its session
-
-
-async def _pump(frames: AsyncIterator[str], send: Send) -> None:
-    async with contextlib.aclosing(frames):
-        async for frame in frames:
-            await send({"type": "http.response.body", "body": frame.encode(), "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
-
-
-async def _gone(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+        response = turn_stream(runner, run) if request.stream else JSONResponse(answer, status)
+        await response(scope, receive, send)
 
 
 def _accept(scope: Scope, body: bytes) -> tuple[str, RunLLM] | None:

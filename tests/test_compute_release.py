@@ -10,25 +10,21 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import warehouse
 from api.adapters.compute import ComputeConfig
 from api.schemas import CreateSession, Select, Spawn, Variant
 from api.sessions.branches import Branches
 from api.sessions.compute import ComputeService
 from api.sessions.fanout import FanOut
 from api.sessions.runner import Runner
-from api.sessions.service import SessionService
-from api.sessions.store import SessionStore
 from api.settings import Settings
 from tests.e2b_double import DoubleSandbox
+from tests.library import sessions_at
 
 
 def test_closing_pauses_a_sandbox_and_forgets_every_workspace(tmp_path: Path) -> None:
     async def scenario() -> None:
-        wh = warehouse.open(str(tmp_path / "data"))
-        store = SessionStore(wh)
-        try:
-            service, settings = SessionService(store), Settings()
+        async with sessions_at(tmp_path / "data") as service:
+            store, settings = service.store, Settings()
             config = ComputeConfig(tmp_path / "workspaces", extra={"e2b_sandbox": DoubleSandbox})
             compute = ComputeService(service, config)
             user = {"user_id": "u", "model": "offline/echo"}
@@ -61,8 +57,5 @@ def test_closing_pauses_a_sandbox_and_forgets_every_workspace(tmp_path: Path) ->
             await Branches(service).select("t", parent["session_id"], Select(session_id=kept))
             await store.settle()
             assert set(compute._open) == {("t", kept)}
-        finally:
-            store.close()
-            wh.close()
 
     asyncio.run(scenario())

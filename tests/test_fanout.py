@@ -22,12 +22,11 @@ from api.schemas import Spawn, Variant
 from api.sessions.events import event
 from api.sessions.fanout import FanOut
 from api.sessions.runner import Runner
-from api.sessions.service import SessionService
 from api.sessions.state import SessionState
-from api.sessions.store import SessionStore
 from api.settings import Settings
 from tests.fake_provider import FakeProvider, RecordedRequest, Reply
 from tests.fake_wire import last_user_text
+from tests.library import sessions_at
 from tests.server import Server, mint_token
 from tests.test_api_providers import provider_env
 
@@ -371,10 +370,8 @@ def test_children_share_the_parent_transcript_instead_of_copying_it(tmp_path: Pa
     """In the library, no server: a spawned child holds a reference to its parent, not a copy."""
 
     async def scenario() -> None:
-        wh = warehouse.open(str(tmp_path / "data"))
-        store = SessionStore(wh)
-        try:
-            service, settings = SessionService(store), Settings()
+        async with sessions_at(tmp_path / "data") as service:
+            store, settings = service.store, Settings()
             fanout = FanOut(service, Runner(service, settings), settings)
             parent = SessionState("t", "sess_p")
             turns = [event("message", "t", "sess_p", role="user", content=f"m{i}") for i in range(300)]
@@ -388,8 +385,5 @@ def test_children_share_the_parent_transcript_instead_of_copying_it(tmp_path: Pa
                 assert child.state.base is parent and child.state.base_len == 300
                 assert len(child.state.own) == 2  # the prompt and its answer, nothing of the parent's
                 assert child.state.transcript[:300] == parent.transcript[:300]
-        finally:
-            store.close()
-            wh.close()
 
     asyncio.run(scenario())

@@ -22,10 +22,9 @@ from api.routes.sessions import turn_answer
 from api.schemas import RunLLM
 from api.sessions.events import event
 from api.sessions.runner import Runner
-from api.sessions.service import SessionService
 from api.sessions.state import SessionState
-from api.sessions.store import SessionStore
 from api.settings import Settings
+from tests.library import sessions_at
 from tests.server import Server
 
 TURN = {"prompt": "hello hot path"}
@@ -163,10 +162,8 @@ def test_a_run_whose_stream_never_began_frees_its_session(tmp_path: Path) -> Non
     its first frame) is abandoned, so the session takes runs again and nothing was written."""
 
     async def scenario() -> None:
-        wh = warehouse.open(str(tmp_path / "data"))
-        store = SessionStore(wh)
-        try:
-            service = SessionService(store)
+        async with sessions_at(tmp_path / "data") as service:
+            store = service.store
             runner = Runner(service, Settings())
             state = SessionState("t", "sess_a")
             await store.write(
@@ -185,9 +182,6 @@ def test_a_run_whose_stream_never_began_frees_its_session(tmp_path: Path) -> Non
                 pass
             await runner.abandon(finished)  # a run that ran is not released twice
             assert not state.lock.locked() and runner.in_flight == 0
-        finally:
-            store.close()
-            wh.close()
         with warehouse.open(str(tmp_path / "data"), read_only=True) as reader:
             kinds = reader.sql("select type from events order by ts, event_id").column(0).to_pylist()
         assert kinds.count("run.started") == 2  # the abandoned run wrote nothing

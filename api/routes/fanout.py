@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 import warehouse
 from api.deps import BranchesDep, FanOutDep, IdempotencyDep, IdempotencyKey, TenantDep
-from api.routes.streams import event_stream, frame, idempotent, refuse_replay
+from api.routes.streams import EventStream, frame, idempotent, refuse_replay
 from api.schemas import Fork, Select, Spawn
 from api.sessions.fanout import FanOut, Plan
 
@@ -26,11 +26,11 @@ async def spawn_children(
     fanout: FanOutDep,
     idem: IdempotencyDep,
     key: IdempotencyKey = None,
-) -> JSONResponse | StreamingResponse:
+) -> JSONResponse | EventStream:
     """Answer one prompt with every variant, each in a child session, side by side (SSE with `stream`)."""
     if body.stream:
         refuse_replay(key)
-        return event_stream(_sse(fanout, await fanout.start(tenant, session_id, body)))
+        return EventStream(_sse(fanout, await fanout.start(tenant, session_id, body)))
 
     async def produce() -> tuple[int, Any]:
         plan = await fanout.start(tenant, session_id, body)

@@ -8,12 +8,12 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 import warehouse
 from api.deps import IdempotencyDep, IdempotencyKey, RunnerDep, ServiceDep, TenantDep
 from api.errors import ApiError
-from api.routes.streams import event_stream, frame, idempotent, refuse_replay
+from api.routes.streams import EventStream, frame, idempotent, refuse_replay
 from api.schemas import CreateSession, RunLLM, UpdateSession
 from api.sessions.runner import Outcome, Run, Runner
 
@@ -100,7 +100,7 @@ async def run_llm(
     runner: RunnerDep,
     idem: IdempotencyDep,
     key: IdempotencyKey = None,
-) -> JSONResponse | StreamingResponse:
+) -> JSONResponse | EventStream:
     """One turn: the transcript plus the new message to the model; JSON, or SSE with `stream`.
 
     A plain well-formed turn is answered by api/hot_path.py before it gets here, by the same
@@ -126,9 +126,9 @@ async def turn_answer(runner: Runner, tenant: str, session_id: str, body: RunLLM
     raise AssertionError("a run ends with an outcome or an error")
 
 
-def turn_stream(runner: Runner, run: Run) -> StreamingResponse:
+def turn_stream(runner: Runner, run: Run) -> EventStream:
     """A started turn as run-llm streams it; a caller that leaves before it begins frees the session."""
-    return event_stream(turn_frames(runner, run), after=partial(runner.abandon, run))
+    return EventStream(turn_frames(runner, run), after=partial(runner.abandon, run))
 
 
 async def turn_frames(runner: Runner, run: Run) -> AsyncIterator[str]:
