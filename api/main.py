@@ -14,6 +14,7 @@ from fastapi import FastAPI
 import warehouse
 from api import errors
 from api.adapters.compute import ComputeConfig
+from api.adapters.models import workers
 from api.adapters.models.litellm_adapter import warm
 from api.auth import DEFAULT_TENANT, TokenStore
 from api.group import GroupWorker
@@ -77,6 +78,7 @@ def create_app(data: str | None = None, settings: Settings | None = None) -> Fas
         try:
             yield
         finally:
+            await workers.close()
             await app.state.service.store.settle()
             app.state.ingest.close()
             app.state.service.store.close()

@@ -1,21 +1,28 @@
 """The model adapter contract, held against every adapter: streamed and whole replies agree.
 
 The litellm adapter runs its real HTTP path against the fake provider in each wire format
-(OpenAI, Anthropic, Gemini); the offline adapter needs nothing.
+(OpenAI, Anthropic, Gemini); the offline adapter needs nothing. The litellm adapter is held to
+it twice: as a lone call runs (in this process) and as a busy server's calls run, in a model
+worker process (api/adapters/models/workers.py), so both ends of the worker's pipe are in it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
 from api.adapters.models import CallOptions, ModelAdapter, ModelError, ModelResult, adapter_for
+from api.adapters.models.base import Message
 from tests.fake_provider import FakeProvider
+from tests.loop_thread import LoopThread
 from tests.test_api_providers import ANTHROPIC, GEMINI, OPENAI, provider_env
 
+T = TypeVar("T")
 MODELS = ["offline/echo", OPENAI, ANTHROPIC, GEMINI]
+WAYS = [(model, "here") for model in MODELS] + [(model, "worker") for model in MODELS[1:]]
 TRANSCRIPT = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "one two"},
@@ -32,6 +39,43 @@ def fake() -> Iterator[FakeProvider]:
         yield f
 
 
+@pytest.fixture(scope="module")
+def workers(fake: FakeProvider) -> Iterator[LoopThread]:
+    """One model worker (started with the fake's environment) on an event loop of its own."""
+    with LoopThread(workers=1) as loop:
+        yield loop
+
+
+class InWorker:
+    """The litellm adapter's calls as a busy server makes them: through its pool, in a worker process."""
+
+    name, needs_key = "litellm (in a model worker)", True
+
+    def __init__(self, loop: LoopThread):
+        self.loop = loop
+
+    def handles(self, model: str) -> bool:
+        return adapter_for(model).name == "litellm"
+
+    def check(self, model: str) -> None:
+        adapter_for(model).check(model)
+
+    async def stream(self, model: str, messages: list[Message], options: CallOptions) -> AsyncIterator[Any]:
+        async for item in self.loop.pool.stream(self.loop.worker(), model, messages, options):
+            yield item
+
+    async def complete(self, model: str, messages: list[Message], options: CallOptions) -> ModelResult:
+        return await self.loop.pool.complete(self.loop.worker(), model, messages, options)
+
+
+def run(way: str, request: pytest.FixtureRequest, call: Callable[[Any], Awaitable[T]], model: str) -> T:
+    """`call(adapter)` made the `way` asked: here, in a fresh loop, or through a model worker."""
+    if way == "here":
+        return asyncio.run(call(adapter_for(model)))
+    loop: LoopThread = request.getfixturevalue("workers")
+    return loop.run(call(InWorker(loop)))
+
+
 OPTIONS = CallOptions(timeout_s=5.0)
 
 
@@ -44,10 +88,12 @@ async def _streamed(adapter: ModelAdapter, model: str) -> tuple[list[str], Model
     return deltas, results[0]
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_a_stream_is_deltas_then_one_result_that_joins_them(model: str, fake: FakeProvider) -> None:
+@pytest.mark.parametrize(("model", "way"), WAYS)
+def test_a_stream_is_deltas_then_one_result_that_joins_them(
+    model: str, way: str, fake: FakeProvider, request: pytest.FixtureRequest
+) -> None:
     fake.reset()
-    deltas, result = asyncio.run(_streamed(adapter_for(model), model))
+    deltas, result = run(way, request, lambda adapter: _streamed(adapter, model), model)
     assert len(deltas) > 1, "streamed in pieces"
     assert "".join(deltas) == result.text == "echo: three four five"
     assert result.model == model
@@ -55,32 +101,47 @@ def test_a_stream_is_deltas_then_one_result_that_joins_them(model: str, fake: Fa
     assert result.usage.input_tokens and result.usage.input_tokens > 0
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_a_whole_reply_matches_the_streamed_one(model: str, fake: FakeProvider) -> None:
-    adapter = adapter_for(model)
+@pytest.mark.parametrize(("model", "way"), WAYS)
+def test_a_whole_reply_matches_the_streamed_one(
+    model: str, way: str, fake: FakeProvider, request: pytest.FixtureRequest
+) -> None:
     fake.reset()
-    _, streamed = asyncio.run(_streamed(adapter, model))
+    _, streamed = run(way, request, lambda adapter: _streamed(adapter, model), model)
     fake.reset()
-    whole = asyncio.run(adapter.complete(model, TRANSCRIPT, OPTIONS))
+    whole = run(way, request, lambda adapter: adapter.complete(model, TRANSCRIPT, OPTIONS), model)
     assert (whole.text, whole.model, whole.usage) == (streamed.text, streamed.model, streamed.usage)
     assert whole.cost_usd == pytest.approx(streamed.cost_usd)
     if not model.startswith("offline/"):
         assert [r.stream for r in fake.requests] == [False], "one request, not streamed"
 
 
-@pytest.mark.parametrize("model", MODELS[1:])
+@pytest.mark.parametrize(("model", "way"), WAYS[1:])
 @pytest.mark.parametrize("status", [429, 500, 400])
 def test_provider_errors_become_model_errors_that_say_whether_to_retry(
-    model: str, status: int, fake: FakeProvider
+    model: str, way: str, status: int, fake: FakeProvider, request: pytest.FixtureRequest
 ) -> None:
-    adapter = adapter_for(model)
     for call in ("stream", "complete"):
         fake.reset()
-        fake.fail_next(status)
+        fake.fail_next(status, retry_after=2)
         with pytest.raises(ModelError) as info:
             if call == "stream":
-                asyncio.run(_streamed(adapter, model))
+                run(way, request, lambda adapter: _streamed(adapter, model), model)
             else:
-                asyncio.run(adapter.complete(model, TRANSCRIPT, OPTIONS))
+                run(way, request, lambda adapter: adapter.complete(model, TRANSCRIPT, OPTIONS), model)
         assert info.value.status == status, call
         assert info.value.retryable is (status != 400), call
+        assert not info.value.timeout, call
+        if status == 429 and model == OPENAI:  # litellm keeps the header for OpenAI's errors
+            assert info.value.retry_after == 2, call
+
+
+@pytest.mark.parametrize(("model", "way"), [(OPENAI, "here"), (OPENAI, "worker")])
+def test_a_provider_that_does_not_answer_in_time_is_a_timeout(
+    model: str, way: str, fake: FakeProvider, request: pytest.FixtureRequest
+) -> None:
+    fake.reset()
+    fake.delay_next(3.0)
+    short = CallOptions(timeout_s=0.5)
+    with pytest.raises(ModelError) as info:
+        run(way, request, lambda adapter: adapter.complete(model, TRANSCRIPT, short), model)
+    assert info.value.timeout and info.value.retryable

@@ -8,10 +8,12 @@ Retries are Cerver's (api/sessions/runner.py), so litellm's own are switched off
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any
 
+from api.adapters.models import workers
 from api.adapters.models.base import CallOptions, Message, ModelError, ModelResult, UnknownModel, Usage
 from ingest.pricing import litellm, price
 
@@ -69,6 +71,16 @@ class LiteLLMAdapter:
     name = "litellm"
     needs_key = True
 
+    def __init__(self) -> None:
+        self.active = 0  # calls in flight, here or in model workers
+
+    def _worker(self) -> tuple[workers.WorkerPool, workers.Worker] | None:
+        """Where a call made now runs: here (None) when it is alone, else a ready model worker if any."""
+        if self.active == 0 or (pool := workers.pool()) is None:
+            return None
+        worker = pool.pick()
+        return None if worker is None else (pool, worker)
+
     def handles(self, model: str) -> bool:
         """Every name: litellm is the catch-all, registered last."""
         return True
@@ -85,6 +97,23 @@ class LiteLLMAdapter:
         options: CallOptions,
     ) -> AsyncIterator[str | ModelResult]:
         """Stream through litellm.acompletion; usage arrives with the last chunk."""
+        placed = self._worker()
+        self.active += 1
+        try:
+            if placed is not None:
+                pool, worker = placed
+                async with contextlib.aclosing(pool.stream(worker, model, messages, options)) as items:
+                    async for item in items:
+                        yield item
+                return
+            async for item in self.stream_here(model, messages, options):
+                yield item
+        finally:
+            self.active -= 1
+
+    async def stream_here(
+        self, model: str, messages: list[Message], options: CallOptions
+    ) -> AsyncIterator[str | ModelResult]:
         parts: list[str] = []
         usage = Usage()
         try:
@@ -116,6 +145,16 @@ class LiteLLMAdapter:
         options: CallOptions,
     ) -> ModelResult:
         """One litellm.acompletion without streaming: a third of the CPU of a streamed call."""
+        placed = self._worker()
+        self.active += 1
+        try:
+            if placed is not None:
+                return await placed[0].complete(placed[1], model, messages, options)
+            return await self.complete_here(model, messages, options)
+        finally:
+            self.active -= 1
+
+    async def complete_here(self, model: str, messages: list[Message], options: CallOptions) -> ModelResult:
         try:
             response = await litellm().acompletion(model=model, messages=messages, **_kwargs(options))
         except Exception as exc:

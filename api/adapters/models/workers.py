@@ -1,0 +1,341 @@
+"""Model worker processes: litellm calls made beside the server's process, when it is busy.
+
+A litellm call costs several milliseconds of CPU in Python (building the request, parsing the
+answer, its own logging and pricing), and a server is one process under one GIL: when many
+turns run at once, each waits for the others' litellm work. So a call made while another is
+in flight goes to a worker process instead, over a pipe, and a busy server spreads litellm's
+CPU over the machine's cores. A lone call stays in the server: a hop to a worker would only
+add to it.
+
+The pool starts on the first overlap (a worker imports litellm, which takes seconds, so none
+is started for a server that never runs two turns at once); until a worker is ready, calls
+run in the server. `CERVER_MODEL_WORKERS` sets how many (default: the cores, at most 4; 0:
+none). A worker inherits the server's environment (the provider keys and base URLs litellm
+reads), runs one litellm call per request and nothing else, and exits when the server's end
+of its pipe closes, so a server killed with -9 leaves none behind.
+
+The protocol, both ends of it here: frames of a 4-byte big-endian length and a pickle.
+  server -> worker: (call_id, "complete" | "stream", model, messages, CallOptions), (call_id, "cancel"),
+                    (call_id, "running")
+  worker -> server: (call_id, "delta", text), (call_id, "result", ModelResult | calls running),
+                    (call_id, "error", (message, status, retryable, timeout, retry_after))
+A worker that dies fails its calls with a retryable ModelError, and the runner retries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import pickle
+import struct
+import sys
+import time
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+from api.adapters.models.base import CallOptions, Message, ModelError, ModelResult
+
+log = logging.getLogger("cerver.models")
+_HEADER = struct.Struct(">I")
+_LIMIT = 1 << 30  # a frame longer than this is a broken pipe, not a transcript
+_START_TIMEOUT_S = 120.0
+_RETRY_START_S = 30.0  # after a worker failed to start, calls run in the server this long
+COMMAND = (sys.executable, "-m", __name__)  # how a worker is started
+_call_ids = itertools.count(1)
+
+
+def configured_size() -> int:
+    """`CERVER_MODEL_WORKERS`, else the machine's cores (at most 4)."""
+    raw = os.environ.get("CERVER_MODEL_WORKERS")
+    if raw is not None and raw.strip():
+        return max(0, int(raw))
+    return min(os.cpu_count() or 1, 4)
+
+
+def _frame(message: tuple[Any, ...]) -> bytes:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(body)) + body
+
+
+async def _read(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
+    """The next frame, or None at the end of the pipe."""
+    try:
+        (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+        if size > _LIMIT:
+            raise ValueError(f"a frame of {size} bytes")
+        return pickle.loads(await reader.readexactly(size))
+    except asyncio.IncompleteReadError:
+        return None
+
+
+def _error_fields(exc: ModelError) -> tuple[str, int | None, bool, bool, float | None]:
+    return str(exc), exc.status, exc.retryable, exc.timeout, exc.retry_after
+
+
+def _error(fields: tuple[str, int | None, bool, bool, float | None]) -> ModelError:
+    message, status, retryable, timeout, retry_after = fields
+    error = ModelError(message, status=status, retryable=retryable, timeout=timeout)
+    error.retry_after = retry_after
+    return error
+
+
+# --- the server's end ---------------------------------------------------------------------------
+
+
+class Worker:
+    """One worker process and the calls it is making for this server."""
+
+    def __init__(self, proc: asyncio.subprocess.Process):
+        self.proc = proc
+        self.calls: dict[int, asyncio.Queue[tuple[Any, ...]]] = {}
+        self.alive = True
+        self._reading = asyncio.create_task(self._read_answers())
+
+    @property
+    def load(self) -> int:
+        return len(self.calls)
+
+    async def call(self, kind: str, *args: Any) -> AsyncIterator[Any]:
+        """What the worker sends for one request: deltas (for "stream"), then one result."""
+        call_id = next(_call_ids)
+        answers: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.calls[call_id] = answers
+        ended = False
+        try:
+            self._send((call_id, kind, *args))
+            while True:
+                _, what, payload = await answers.get()
+                if what == "delta":
+                    yield payload
+                elif what == "result":
+                    ended = True
+                    yield payload
+                    return
+                else:
+                    ended = True
+                    raise _error(payload)
+        finally:
+            self.calls.pop(call_id, None)
+            if not ended and self.alive:  # the caller left: stop the worker's call too
+                with contextlib.suppress(Exception):
+                    self._send((call_id, "cancel"))
+
+    async def running(self) -> int:
+        """How many calls the worker process is making now, as it says."""
+        async with contextlib.aclosing(self.call("running")) as answers:
+            async for count in answers:
+                return int(count)
+        raise AssertionError("unreachable: a call ends with a result or an error")
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        if not self.alive or self.proc.stdin is None or self.proc.stdin.is_closing():
+            raise ModelError("the model worker has exited", retryable=True)
+        self.proc.stdin.write(_frame(message))
+
+    async def _read_answers(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            while (message := await _read(self.proc.stdout)) is not None:
+                answers = self.calls.get(message[0])
+                if answers is not None:
+                    answers.put_nowait(message)
+        except Exception:
+            log.exception("reading a model worker's answers failed")
+        finally:
+            self.alive = False
+            lost = (0, "error", ("ModelError: the model worker exited mid-call", None, True, False, None))
+            for answers in self.calls.values():
+                answers.put_nowait(lost)
+
+    async def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # the worker exits at the end of its input
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+        self._reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reading
+
+
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WorkerPool] = weakref.WeakKeyDictionary()
+
+
+def pool() -> WorkerPool | None:
+    """The running loop's pool (made on first use), or None when workers are switched off."""
+    loop = asyncio.get_running_loop()
+    if (found := _pools.get(loop)) is None:
+        if (size := configured_size()) == 0:
+            return None
+        found = _pools[loop] = WorkerPool(size)
+    return found
+
+
+def status() -> dict[str, int]:
+    """The running loop's workers: how many take calls now, and the calls they have taken."""
+    found = _pools.get(asyncio.get_running_loop())
+    if found is None:
+        return {"ready": 0, "calls": 0}
+    return {"ready": sum(w.alive for w in found.workers), "calls": found.calls}
+
+
+async def close() -> None:
+    """Stop the running loop's workers, waiting for them to exit (the server's shutdown)."""
+    found = _pools.pop(asyncio.get_running_loop(), None)
+    if found is not None:
+        await found.close()
+
+
+class WorkerPool:
+    """The model workers of one server (per event loop): started on first need, least-loaded first."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.workers: list[Worker] = []
+        self.calls = 0  # taken by a worker, since the pool was made
+        self._starting: asyncio.Task[None] | None = None
+        self._failed_at = -_RETRY_START_S
+
+    async def started(self) -> int:
+        """Start the missing workers and wait for them; returns how many are live."""
+        self.pick()
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
+        return sum(w.alive for w in self.workers)
+
+    def pick(self) -> Worker | None:
+        """The least-loaded live worker; starts missing ones (None until one is ready)."""
+        live = [w for w in self.workers if w.alive]
+        if (
+            len(live) < self.size
+            and (self._starting is None or self._starting.done())
+            and time.monotonic() - self._failed_at >= _RETRY_START_S
+        ):
+            self._starting = asyncio.create_task(self._start(self.size - len(live)))
+        return min(live, key=lambda w: w.load, default=None)
+
+    async def _start(self, count: int) -> None:
+        self.workers = [w for w in self.workers if w.alive]
+        for _ in range(count):
+            proc = None
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *COMMAND,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                )
+                assert proc.stdout is not None
+                # It says so once litellm is imported (seconds): then it takes calls.
+                if await asyncio.wait_for(_read(proc.stdout), _START_TIMEOUT_S) != ("ready",):
+                    raise RuntimeError(f"the model worker exited at start (code {await proc.wait()})")
+            except BaseException as exc:
+                if proc is not None and proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+                if not isinstance(exc, Exception):
+                    raise
+                log.exception("a model worker did not start; calls run in the server")
+                self._failed_at = time.monotonic()
+                return
+            self.workers.append(Worker(proc))
+        log.info("%d model worker(s) ready", len(self.workers))
+
+    def stream(
+        self, worker: Worker, model: str, messages: list[Message], options: CallOptions
+    ) -> AsyncIterator[str | ModelResult]:
+        """The reply, streamed from `worker`: deltas, then the result."""
+        self.calls += 1
+        return worker.call("stream", model, messages, options)
+
+    async def complete(
+        self, worker: Worker, model: str, messages: list[Message], options: CallOptions
+    ) -> ModelResult:
+        """The whole reply, made by `worker`."""
+        self.calls += 1
+        call = worker.call("complete", model, messages, options)
+        async with contextlib.aclosing(call) as items:
+            async for item in items:
+                assert isinstance(item, ModelResult)
+                return item
+        raise ModelError("the model worker ended the call without a result", retryable=True)
+
+    async def close(self) -> None:
+        """Stop starting workers, and stop the live ones."""
+        if self._starting is not None:
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starting
+        await asyncio.gather(*(w.stop() for w in self.workers), return_exceptions=True)
+        self.workers = []
+
+
+# --- the worker's end ---------------------------------------------------------------------------
+
+
+async def _serve(answers: Any) -> None:
+    from api.adapters.models.litellm_adapter import LiteLLMAdapter, warm
+
+    warm()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_LIMIT)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, answers)
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    adapter = LiteLLMAdapter()
+    running: dict[int, asyncio.Task[None]] = {}
+
+    async def one(call_id: int, kind: str, model: str, messages: list[Message], options: CallOptions) -> None:
+        try:
+            if kind == "complete":
+                result = await adapter.complete_here(model, messages, options)
+                writer.write(_frame((call_id, "result", result)))
+                return
+            async for item in adapter.stream_here(model, messages, options):
+                what = "result" if isinstance(item, ModelResult) else "delta"
+                writer.write(_frame((call_id, what, item)))
+        except ModelError as exc:
+            writer.write(_frame((call_id, "error", _error_fields(exc))))
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # never lose a call silently: the server gets an error to record
+            failure = (f"{type(exc).__name__}: {exc}", None, False, False, None)
+            writer.write(_frame((call_id, "error", failure)))
+        finally:
+            running.pop(call_id, None)
+
+    writer.write(_frame(("ready",)))
+    while (message := await _read(reader)) is not None:
+        if message[1] == "cancel":
+            if (task := running.get(message[0])) is not None:
+                task.cancel()
+            continue
+        if message[1] == "running":
+            writer.write(_frame((message[0], "result", len(running))))
+            continue
+        running[message[0]] = asyncio.create_task(one(*message))
+    for task in running.values():
+        task.cancel()
+
+
+def main() -> None:
+    """The worker process: `python -m api.adapters.models.workers`, spoken to over stdin/stdout."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    answers = os.fdopen(os.dup(1), "wb")  # the protocol's pipe; anything printed goes to stderr
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_serve(answers))
+    else:
+        uvloop.run(_serve(answers))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""Model worker processes (api/adapters/models/workers.py): what a busy server hands its litellm calls to.
+
+Real worker processes, real litellm against the fake provider on loopback, and a real server.
+The contract every adapter keeps is in tests/test_model_adapters.py, which runs it through a
+worker too; here are what only a worker can do: be left mid-call, die, fail to start, outlive
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.adapters.models import CallOptions, ModelError, ModelResult
+from api.adapters.models import workers as model_workers
+from tests.fake_provider import FakeProvider
+from tests.loop_thread import LoopThread
+from tests.server import Server, mint_token
+from tests.test_api_providers import OPENAI, provider_env
+
+PROMPT = "one two three four five six seven eight nine ten"
+TRANSCRIPT = [{"role": "user", "content": PROMPT}]
+OPTIONS = CallOptions(timeout_s=10.0)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeProvider]:
+    with FakeProvider(chunk_delay=0.05) as f, pytest.MonkeyPatch.context() as mp:
+        for name, value in provider_env(f).items():
+            mp.setenv(name, value)
+        yield f
+
+
+@pytest.fixture
+def loop(fake: FakeProvider) -> Iterator[LoopThread]:
+    fake.reset()
+    with LoopThread(workers=1) as running:
+        yield running
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.add(int(entry.name))
+    return found
+
+
+def _gone(pids: set[int], within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{pid}").exists() for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_caller_that_leaves_mid_stream_stops_the_workers_call(loop: LoopThread, fake: FakeProvider) -> None:
+    worker = loop.worker()
+
+    async def leave_after_one_delta() -> tuple[int, int]:
+        stream = loop.pool.stream(worker, OPENAI, TRANSCRIPT, OPTIONS)
+        async with contextlib.aclosing(stream) as items:
+            async for item in items:
+                assert isinstance(item, str)
+                during = await worker.running()
+                break
+        for _ in range(100):  # the cancel crosses the pipe; the worker's call unwinds
+            if await worker.running() == 0:
+                break
+            await asyncio.sleep(0.02)
+        return during, await worker.running()
+
+    during, after = loop.run(leave_after_one_delta())
+    assert (during, after) == (1, 0), "the stream was running, then was stopped"
+    assert worker.load == 0 and worker.alive
+    # The stream was cut before its end: the fake sends its 12 pieces 50 ms apart.
+    result = loop.run(loop.pool.complete(loop.worker(), OPENAI, TRANSCRIPT, OPTIONS))
+    assert result.text == "echo: " + PROMPT
+
+
+def test_a_worker_that_dies_mid_call_fails_it_retryably_and_is_replaced(
+    loop: LoopThread, fake: FakeProvider
+) -> None:
+    worker = loop.worker()
+    fake.delay_next(5.0)
+
+    async def call_then_kill() -> ModelError:
+        call = asyncio.ensure_future(loop.pool.complete(worker, OPENAI, TRANSCRIPT, OPTIONS))
+        while worker.load == 0:
+            await asyncio.sleep(0.01)
+        worker.proc.kill()
+        try:
+            await asyncio.wait_for(call, 5)
+        except ModelError as exc:
+            return exc
+        raise AssertionError("the call did not fail")
+
+    error = loop.run(call_then_kill())
+    assert error.retryable and not error.timeout
+    assert "exited" in str(error)
+    assert not worker.alive
+    assert loop.run(loop.pool.started(), timeout=120) == 1, "a new worker took its place"
+    replacement = loop.worker()
+    assert replacement is not worker and replacement.alive
+    result = loop.run(loop.pool.complete(replacement, OPENAI, TRANSCRIPT, OPTIONS))
+    assert isinstance(result, ModelResult) and result.usage.output_tokens == 11
+
+
+def test_a_worker_that_cannot_start_leaves_calls_in_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model_workers, "COMMAND", (sys.executable, "-c", "raise SystemExit(3)"))
+
+    async def start() -> tuple[int, object, bool]:
+        pool = model_workers.WorkerPool(1)
+        live = await pool.started()
+        first = pool.pick()
+        retrying = pool._starting is not None and not pool._starting.done()
+        await pool.close()
+        return live, first, retrying
+
+    live, picked, retrying = asyncio.run(start())
+    assert live == 0 and picked is None, "no worker: the caller runs the call itself"
+    assert not retrying, "a failed start is not retried at once, call after call"
+
+
+def _turn(client: httpx.Client, session_id: str, stream: bool) -> str:
+    body = {"prompt": PROMPT, "stream": stream}
+    if not stream:
+        r = client.post(f"/v2/sessions/{session_id}/run-llm", json=body)
+        assert r.status_code == 200, r.text
+        return r.json()["output"]
+    with client.stream("POST", f"/v2/sessions/{session_id}/run-llm", json=body) as r:
+        assert r.status_code == 200
+        text = "".join(r.iter_text())
+    assert "event: done" in text, text
+    return text
+
+
+def _burst(server: Server, token: str, sessions: list[str]) -> list[str]:
+    """One turn on each session at once, every other one streamed."""
+    with ThreadPoolExecutor(len(sessions)) as pool:
+        return list(
+            pool.map(
+                lambda item: _turn(server.client(token), item[1], stream=item[0] % 2 == 1),
+                enumerate(sessions),
+            )
+        )
+
+
+def test_a_busy_server_hands_calls_to_its_workers_and_they_go_when_it_is_killed(
+    tmp_path: Path, fake: FakeProvider
+) -> None:
+    """Overlapping turns start the workers; later overlapping turns run in them, their records
+    the same as any turn's; kill -9 the server and its workers exit with it."""
+    data = tmp_path / "data"
+    token = mint_token(data, "acme")
+    env = {**provider_env(fake), "CERVER_MODEL_WORKERS": "2"}
+    server = Server(data, env).start()
+    try:
+        client = server.client(token)
+        assert client.get("/healthz").json()["model_workers"] == {"ready": 0, "calls": 0}
+        sessions = [
+            client.post("/v2/sessions", json={"user_id": f"u{i}", "model": OPENAI}).json()["session_id"]
+            for i in range(6)
+        ]
+        _burst(server, token, sessions)  # overlapping turns: the pool starts
+        deadline = time.monotonic() + 120
+        while client.get("/healthz").json()["model_workers"]["ready"] < 2:
+            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+            time.sleep(0.2)
+        fake.reset()
+        answers = _burst(server, token, sessions)
+        health = client.get("/healthz").json()
+        assert health["model_workers"]["calls"] >= 4, "overlapping turns ran in the workers"
+        assert health["runs_in_flight"] == 0
+        assert all(PROMPT in answer for answer in answers)
+        assert len(fake.requests) == 6
+        for session_id in sessions:  # recorded as any turn is: transcript, tokens and cost
+            got = client.get(f"/v2/sessions/{session_id}").json()
+            assert [m["content"] for m in got["transcript"]] == [PROMPT, "echo: " + PROMPT] * 2
+            metrics = client.get(f"/v2/sessions/{session_id}/metrics").json()
+            assert metrics["runs"] == 2 and metrics["output_tokens"] == 22
+            assert metrics["cost_usd"] > 0
+        assert server.process is not None
+        kids = _children(server.process.pid)
+        assert len(kids) == 2, kids
+        server.stop(signal.SIGKILL)
+        assert _gone(kids, within_s=10), "the workers outlived their server"
+    finally:
+        server.stop()
+
+
+def test_workers_switched_off_leave_every_call_in_the_server(tmp_path: Path, fake: FakeProvider) -> None:
+    data = tmp_path / "data"
+    token = mint_token(data, "acme")
+    server = Server(data, {**provider_env(fake), "CERVER_MODEL_WORKERS": "0"}).start()
+    try:
+        client = server.client(token)
+        sessions = [
+            client.post("/v2/sessions", json={"user_id": "u", "model": OPENAI}).json()["session_id"]
+            for _ in range(4)
+        ]
+        assert all(PROMPT in answer for answer in _burst(server, token, sessions))
+        assert client.get("/healthz").json()["model_workers"] == {"ready": 0, "calls": 0}
+        assert server.process is not None and _children(server.process.pid) == set()
+    finally:
+        server.stop()
+
+
+def test_the_worker_count_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERVER_MODEL_WORKERS", "3")
+    assert model_workers.configured_size() == 3
+    monkeypatch.delenv("CERVER_MODEL_WORKERS")
+    assert model_workers.configured_size() == min(os.cpu_count() or 1, 4)
