@@ -41,9 +41,8 @@ def fake() -> Iterator[FakeProvider]:
         yield f
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def loop(fake: FakeProvider) -> Iterator[LoopThread]:
-    fake.reset()
     with LoopThread(workers=1) as running:
         yield running
 
@@ -69,6 +68,7 @@ def _gone(pids: set[int], within_s: float) -> bool:
 
 
 def test_a_caller_that_leaves_mid_stream_stops_the_workers_call(loop: LoopThread, fake: FakeProvider) -> None:
+    fake.reset()
     worker = loop.worker()
 
     async def leave_after_one_delta() -> tuple[int, int]:
@@ -95,6 +95,7 @@ def test_a_caller_that_leaves_mid_stream_stops_the_workers_call(loop: LoopThread
 def test_a_worker_that_dies_mid_call_fails_it_retryably_and_is_replaced(
     loop: LoopThread, fake: FakeProvider
 ) -> None:
+    fake.reset()
     worker = loop.worker()
     fake.delay_next(5.0)
 

@@ -222,29 +222,32 @@ class WorkerPool:
 
     async def _start(self, count: int) -> None:
         self.workers = [w for w in self.workers if w.alive]
-        for _ in range(count):
-            proc = None
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *COMMAND,
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                )
-                assert proc.stdout is not None
-                # It says so once litellm is imported (seconds): then it takes calls.
-                if await asyncio.wait_for(_read(proc.stdout), _START_TIMEOUT_S) != ("ready",):
-                    raise RuntimeError(f"the model worker exited at start (code {await proc.wait()})")
-            except BaseException as exc:
-                if proc is not None and proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-                if not isinstance(exc, Exception):
-                    raise
-                log.exception("a model worker did not start; calls run in the server")
-                self._failed_at = time.monotonic()
-                return
-            self.workers.append(Worker(proc))
+        started = await asyncio.gather(*(self._start_one() for _ in range(count)))
+        self.workers += [w for w in started if w is not None]
+        if None in started:
+            self._failed_at = time.monotonic()
         log.info("%d model worker(s) ready", len(self.workers))
+
+    async def _start_one(self) -> Worker | None:
+        """A new worker once it is ready, or None (logged) if it did not start."""
+        proc = None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *COMMAND, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+            )
+            assert proc.stdout is not None
+            # It says so once litellm is imported (seconds): then it takes calls.
+            if await asyncio.wait_for(_read(proc.stdout), _START_TIMEOUT_S) != ("ready",):
+                raise RuntimeError(f"the model worker exited at start (code {await proc.wait()})")
+        except BaseException as exc:
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("a model worker did not start; calls run in the server")
+            return None
+        return Worker(proc)
 
     def stream(
         self, worker: Worker, model: str, messages: list[Message], options: CallOptions
