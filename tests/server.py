@@ -63,6 +63,14 @@ class Server:
                     raise RuntimeError(f"server did not start:\n{self.log.read_text()}") from None
                 time.sleep(0.05)
 
+    def wait_warm(self, timeout_s: float = 120) -> None:
+        """Wait until the server has loaded the model library (healthz `warm`): its memory is settled."""
+        deadline = time.monotonic() + timeout_s
+        while not httpx.get(self.url + "/healthz", timeout=5).json()["warm"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not warm after {timeout_s} s:\n{self.log.read_text()}")
+            time.sleep(0.1)
+
     def client(self, token: str | None) -> httpx.Client:
         """An HTTP client that sends `token` as a bearer token."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
