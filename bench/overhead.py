@@ -61,9 +61,13 @@ FAKE_CODE = (
     "fake = FakeProvider(chunk_delay=0.0).start()\nprint(fake.base_url, flush=True)\nsys.stdin.read()\n"
 )
 NOTE = (
-    "Concurrent rows: each setup is CPU-bound on the shared cores and each server is one Python process,\n"
-    "so 16 clients queue behind one another and the added latency is about 16 x the extra CPU time that\n"
-    "the server spends per request (over what litellm alone spends in the baseline's process)."
+    "Concurrent rows: the baseline, the floor and the proxy each make their litellm calls in one Python\n"
+    "process, CPU-bound at 16 clients, so requests queue behind one another's CPU work (one core's worth,\n"
+    "under one GIL). Cerver hands a call that overlaps another to its model workers (processes of their\n"
+    "own, api/adapters/models/workers.py), so its concurrent rows use more of the machine's cores: they\n"
+    "can be faster than the baseline although each of its turns costs the machine more CPU. The CPU\n"
+    "column is the whole machine's busy time per turn (client, fake provider and server together; the\n"
+    "machine is shared, so it is noisy)."
 )
 MODES, FIELDS = (("seq", "sequential"), ("conc", "concurrent")), ("p50", "p99", "mean")
 Lane = Callable[[], Awaitable[None]]
@@ -76,19 +80,28 @@ class ProxyUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Stats:
-    """Latency figures of one phase, in milliseconds."""
+    """Latency figures of one phase, in milliseconds, and the machine's busy CPU time per request."""
 
     p50: float
     p99: float
     mean: float
+    cpu: float
 
     @classmethod
-    def of(cls, ms: list[float]) -> Stats:
+    def of(cls, ms: list[float], cpu_ms: float) -> Stats:
         return cls(
             statistics.median(ms),
             statistics.quantiles(ms, n=100, method="inclusive")[98],
             statistics.fmean(ms),
+            cpu_ms / len(ms),
         )
+
+
+def busy_ms() -> float:
+    """CPU time the whole machine has spent busy (every core, every process), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        ticks = [int(x) for x in stat.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) * 1000 / os.sysconf("SC_CLK_TCK")  # less idle and iowait
 
 
 # --- processes ------------------------------------------------------------------------------------------
@@ -280,19 +293,22 @@ async def cerver_lane(client: httpx.AsyncClient, runs: int, every: int, stream: 
 # --- measuring -------------------------------------------------------------------------------------------
 
 
-async def drive(lanes: list[Lane], runs: int, warmup: int) -> list[float]:
-    """Each lane makes `warmup` untimed then `runs` timed requests, lanes concurrently; latencies in ms."""
+async def drive(lanes: list[Lane], runs: int, warmup: int) -> Stats:
+    """Each lane makes `warmup` untimed then `runs` timed requests, lanes concurrently."""
     out: list[float] = []
+    busy: list[float] = []
 
     async def worker(lane: Lane) -> None:
         for i in range(warmup + runs):
+            if i == warmup and not busy:
+                busy.append(busy_ms())
             began = time.perf_counter()
             await lane()
             if i >= warmup:
                 out.append((time.perf_counter() - began) * 1000)
 
     await asyncio.gather(*(worker(lane) for lane in lanes))
-    return out
+    return Stats.of(out, busy_ms() - busy[0])
 
 
 async def measure(name: str, urls: dict[str, str], args: argparse.Namespace) -> dict[str, Stats]:
@@ -313,7 +329,7 @@ async def measure(name: str, urls: dict[str, str], args: argparse.Namespace) -> 
 
         seq = await drive(await lanes(1, args.warmup + args.requests), args.requests, args.warmup)
         conc = await drive(await lanes(args.concurrency, args.per_client + 2), args.per_client, 2)
-    return {"seq": Stats.of(seq), "conc": Stats.of(conc)}
+    return {"seq": seq, "conc": conc}
 
 
 async def run_rounds(urls: dict[str, str], args: argparse.Namespace, notes: dict[str, str]) -> Results:
@@ -321,6 +337,7 @@ async def run_rounds(urls: dict[str, str], args: argparse.Namespace, notes: dict
     kinds = ("baseline", "floor", "cerver", "proxy")
     names = [f"{kind}{suffix}" for suffix in ("", "-sse") for kind in kinds]
     results: Results = {name: [] for name in names if name.removesuffix("-sse") in urls}
+    notes["workers"] = await warm_workers(urls, args)
     for i in range(args.rounds):
         for name in list(results):
             try:
@@ -333,6 +350,28 @@ async def run_rounds(urls: dict[str, str], args: argparse.Namespace, notes: dict
             shown = " | ".join(f"{m} p50 {r[m].p50:6.2f} p99 {r[m].p99:6.2f}" for m in r)
             print(f"round {i + 1} {name:9}: {shown}", flush=True)
     return results
+
+
+async def warm_workers(urls: dict[str, str], args: argparse.Namespace) -> str:
+    """Overlap turns on cerver until its model workers are up, as a server that has been busy has them.
+
+    They start the first time two turns overlap (each imports litellm, seconds of CPU), which would
+    otherwise land in the first round's concurrent phase. Returns what /healthz says of them.
+    """
+    headers = {"Authorization": f"Bearer {urls['token']}"}
+    async with httpx.AsyncClient(base_url=urls["cerver"], headers=headers, timeout=120) as c:
+        lanes = [await cerver_lane(c, 2, 2, stream=False) for _ in range(args.concurrency)]
+        deadline, ready, seen = time.monotonic() + 120, -1, 0
+        while time.monotonic() < deadline:
+            await asyncio.gather(*(lane() for lane in lanes))
+            lanes = [await cerver_lane(c, 2, 2, stream=False) for _ in range(args.concurrency)]
+            workers = (await c.get("/healthz")).json().get("model_workers", {})
+            ready, seen = workers.get("ready", 0), seen + 1 if workers.get("ready", 0) == ready else 0
+            if ready and seen >= 5:  # the same count five bursts running: all that will start have
+                break
+            await asyncio.sleep(0.5)
+    print(f"cerver's model workers: {ready} ready", flush=True)
+    return f"{ready} model worker(s) ready before the first round (CERVER_MODEL_WORKERS)"
 
 
 def added(results: Results, name: str, mode: str, field: str, over: str = "baseline") -> float:
@@ -363,8 +402,9 @@ def machine(args: argparse.Namespace, proxy_version: str | None) -> list[str]:
 
 
 def table(results: Results) -> list[str]:
-    rows = ["| setup | mode | p50 ms | p99 ms | mean ms | added p50 ms | added p99 ms | p50 per round |"]
-    rows.append("|---|---|---:|---:|---:|---:|---:|---|")
+    rows = ["| setup | mode | p50 ms | p99 ms | mean ms | added p50 ms | added p99 ms | machine CPU ms/turn "
+            "| p50 per round |"]  # fmt: skip
+    rows.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for name in results:
         for mode, label in MODES:
             figures = [f"{statistics.median(getattr(r[mode], f) for r in results[name]):.2f}" for f in FIELDS]
@@ -372,6 +412,7 @@ def table(results: Results) -> list[str]:
                 f"{added(results, name, mode, f):+.2f}" if not name.startswith("baseline") else ""
                 for f in FIELDS[:2]
             ]
+            figures.append(f"{statistics.median(r[mode].cpu for r in results[name]):.2f}")
             figures.append(", ".join(f"{r[mode].p50:.2f}" for r in results[name]))
             rows.append(f"| {name} | {label} | {' | '.join(figures)} |")
     return rows
@@ -388,13 +429,21 @@ def verdicts(results: Results, proxy_note: str | None) -> list[str]:
                 f"p99 {p99:+.2f} ms (target <= {TARGET_P99_MS:g}: {ok[1]})"
             )
             floor = cerver.replace("cerver", "floor")
-            if floor in results:
+            if floor in results and mode == "seq":  # concurrent, cerver spreads over processes
                 f50, f99 = added(results, floor, mode, "p50"), added(results, floor, mode, "p99")
                 o50, o99 = (added(results, cerver, mode, f, over="floor") for f in ("p50", "p99"))
                 lines.append(
                     f"  - {floor} added: p50 {f50:+.2f} ms, p99 {f99:+.2f} ms; "
                     f"Cerver's own work (cerver - floor): p50 {o50:+.2f} ms, p99 {o99:+.2f} ms"
                 )
+            if mode == "conc":
+                names = [cerver.replace("cerver", k) for k in ("baseline", "floor", "cerver", "proxy")]
+                cpu = ", ".join(
+                    f"{name} {statistics.median(r[mode].cpu for r in results[name]):.2f}"
+                    for name in names
+                    if name in results
+                )
+                lines.append(f"  - machine CPU per turn, ms: {cpu}")
             proxy = cerver.replace("cerver", "proxy")
             if proxy in results:
                 x50, x99 = added(results, proxy, mode, "p50"), added(results, proxy, mode, "p99")
@@ -469,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
             for proc in reversed(procs):
                 stop(proc)
     version = proxy_version(args.proxy_venv) if "proxy" in urls else None
-    section = render(results, machine(args, version), notes.get("proxy"))
+    info = [*machine(args, version), f"- cerver: {notes.get('workers', '?')}"]
+    section = render(results, info, notes.get("proxy"))
     print("\n" + section)
     if args.results:
         write_section(Path(args.results), SECTION, section)
