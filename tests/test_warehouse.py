@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import os
 import subprocess
@@ -62,6 +63,21 @@ def test_minted_ids_skip_the_check_and_are_still_found_by_later_ones(wh: warehou
     for batch in (few, many[:5] + many[-5:], last):
         assert wh.append(batch).duplicates == len(batch)
     assert count(wh) == len(few) + len(many) + len(last)
+
+
+def test_a_write_waited_for_elsewhere_is_visible_and_durable_once_waited_for(wh: warehouse.Warehouse) -> None:
+    """write_minted writes now and syncs on `wait()`, which another thread may make."""
+    first = wh.write_minted([event(session_id="w"), event(session_id="w")])
+    assert count(wh) == 0, "written, not yet synced: not visible"
+    second = wh.write_minted([event(session_id="w")])
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(second.wait).result(10) == warehouse.AppendResult(accepted=1, duplicates=0)
+    assert count(wh) == 3, "one fsync covered the earlier write too"
+    assert first.wait().accepted == 2
+    assert wh.write_minted([]).wait().accepted == 0
+    with pytest.raises(warehouse.ValidationError):
+        wh.write_minted([{**event(session_id="w"), "type": "no.such.type"}])
+    assert count(wh) == 3, "a bad batch writes nothing"
 
 
 def test_reopen_keeps_everything_exactly_once(data_dir: Path) -> None:

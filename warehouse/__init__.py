@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from warehouse.core import Warehouse
+from warehouse.core import PendingAppend, Warehouse
 from warehouse.errors import (
     ClosedError,
     CorruptLogError,
@@ -41,6 +41,7 @@ __all__ = [
     "CorruptLogError",
     "FlushPolicy",
     "Location",
+    "PendingAppend",
     "QueryError",
     "ReadOnlyError",
     "StorageError",

@@ -59,6 +59,21 @@ class _TailEntry:
     arrived: float
 
 
+@dataclass
+class PendingAppend:
+    """A batch in the log, durable once `wait()` returns (see `Warehouse.write_minted`)."""
+
+    _log: wal.WriteAheadLog
+    _record: wal.Record | None  # None: the batch was empty
+    rows: int
+
+    def wait(self) -> AppendResult:
+        """Block until the batch is fsynced and visible; raises StorageError if it never will be."""
+        if self._record is not None:
+            self._log.wait_durable(self._record)
+        return AppendResult(self.rows, 0, np.ones(self.rows, dtype=bool))
+
+
 class Warehouse:
     """The event table at a URL, written through a log in a local folder. Use `warehouse.open`.
 
@@ -247,13 +262,30 @@ class Warehouse:
         return AppendResult(table.num_rows, total - table.num_rows, ~dup)
 
     def _append_minted(self, table: pa.Table) -> AppendResult:
+        return self._write_minted(table).wait()
+
+    def write_minted(self, events: Events) -> PendingAppend:
+        """`append(events, minted=True)` in two steps: this one validates, encodes and writes the
+        batch to the log (not yet durable, not yet visible); `wait()` on what it returns blocks
+        until an fsync covers the batch and it is visible, like `append` does before returning.
+
+        The fsync can so be waited for on another thread while the writer goes on: the session
+        API writes a turn's start this way, and calls the model while the disk syncs. Batches
+        become durable in the order they were written, and no later write can be durable before
+        an earlier one. Raises what `append` raises, with nothing written.
+        """
+        self._check_writer()
+        return self._write_minted(to_table(events, self._schema))
+
+    def _write_minted(self, table: pa.Table) -> PendingAppend:
+        if table.num_rows == 0:
+            return PendingAppend(self._wal, None, 0)
         payload = wal.encode(table)
         with self._write_lock:
             self._check_writer()
             record = self._wal.write(table, payload)
             self._index.defer(table.select(dedup.KEY))
-        self._wal.wait_durable(record)
-        return AppendResult(table.num_rows, 0, np.ones(table.num_rows, dtype=bool))
+        return PendingAppend(self._wal, record, table.num_rows)
 
     def _stored_keys(self, candidates: pa.Table) -> set[tuple[str, str]]:
         """Which candidate (tenant_id, event_id) keys are stored: in flight, in the tail or the table."""

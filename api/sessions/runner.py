@@ -211,8 +211,9 @@ class Runner:
             body.max_tokens,
             body.stream,
             started,
-            # A lone run's start is written on the event loop too, at the model call's first pause.
-            lambda: self.store.write(state, written, alone=self.in_flight == 1),
+            # A lone run's start is written on the event loop too, at the model call's first pause,
+            # and its fsync waited for on a thread while the call goes on.
+            lambda: self.store.write(state, written, alone=self.in_flight == 1, overlap=True),
             harness=state.harness,
             turn_length=len(turn),
         )

@@ -73,12 +73,18 @@ class SessionStore:
         if state is not None and not state.lock.locked():
             del self._cache[(tenant_id, session_id)]
 
-    async def write(self, state: SessionState, events: list[dict[str, Any]], *, alone: bool = False) -> None:
-        """Append the events durably, then fold them into the cached state (`alone`: see BatchWriter)."""
-        await self.write_many([(state, events)], alone=alone)
+    async def write(
+        self, state: SessionState, events: list[dict[str, Any]], *, alone: bool = False, overlap: bool = False
+    ) -> None:
+        """Append the events durably, then fold them into the cached state (see BatchWriter for the flags)."""
+        await self.write_many([(state, events)], alone=alone, overlap=overlap)
 
     async def write_many(
-        self, changes: list[tuple[SessionState, list[dict[str, Any]]]], *, alone: bool = False
+        self,
+        changes: list[tuple[SessionState, list[dict[str, Any]]]],
+        *,
+        alone: bool = False,
+        overlap: bool = False,
     ) -> None:
         """Append several sessions' events in one durable append, then fold each into its state.
 
@@ -88,7 +94,7 @@ class SessionStore:
             if state.parent_session_id is not None:
                 for e in events:
                     e.setdefault("parent_session_id", state.parent_session_id)
-        await self.writer.append([e for _, events in changes for e in events], alone=alone)
+        await self.writer.append([e for _, events in changes for e in events], alone=alone, overlap=overlap)
         for state, events in changes:
             for e in events:
                 state.apply(e)

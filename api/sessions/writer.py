@@ -11,6 +11,8 @@ into one, and keeps the event loop free of blocking I/O.
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import warehouse
@@ -25,14 +27,22 @@ class BatchWriter:
     def __init__(self, wh: warehouse.Warehouse):
         self.wh = wh
         self._worker: GroupWorker[Events, None] = GroupWorker(self._write, "cerver-writer")
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="cerver-sync")
 
-    async def append(self, events: Events, *, alone: bool = False) -> None:
+    async def append(self, events: Events, *, alone: bool = False, overlap: bool = False) -> None:
         """Return once `events` are durable; raises what the warehouse raised for them.
 
         `alone`: nothing else is in flight, so the write is done here, on the event loop: the
         hop to the writer thread and back would be pure delay, with nothing to group it with.
+        `overlap` (with `alone`): the caller has work to go on with while the disk syncs (a
+        turn's start, written as its model call begins), so the events are written here and
+        their fsync is waited for on a thread of its own, while the event loop goes on.
         """
         if alone and self._worker.idle:
+            if overlap:
+                pending = self.wh.write_minted(events)
+                await asyncio.get_running_loop().run_in_executor(self._syncer, pending.wait)
+                return
             if (failed := self._write([events])[0]) is not None:
                 raise failed
             return
@@ -55,3 +65,4 @@ class BatchWriter:
     def close(self) -> None:
         """Finish what is queued, then stop."""
         self._worker.close()
+        self._syncer.shutdown()
