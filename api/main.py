@@ -53,6 +53,7 @@ def _warm(done: threading.Event) -> None:
 def create_app(data: str | None = None, settings: Settings | None = None) -> FastAPI:
     """An app serving the warehouse at `data` (default `$CERVER_DATA` or ./cerver-data)."""
     settings = settings or Settings(data=data)
+    workers.configured_size()  # a bad CERVER_MODEL_WORKERS stops the server here, not a turn later
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

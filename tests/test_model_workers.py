@@ -226,3 +226,15 @@ def test_the_worker_count_comes_from_the_environment(monkeypatch: pytest.MonkeyP
     assert model_workers.configured_size() == 3
     monkeypatch.delenv("CERVER_MODEL_WORKERS")
     assert model_workers.configured_size() == min(os.cpu_count() or 1, 4)
+    for bad in ("-1", "two", "1.5"):
+        monkeypatch.setenv("CERVER_MODEL_WORKERS", bad)
+        with pytest.raises(ValueError, match="CERVER_MODEL_WORKERS must be a count"):
+            model_workers.configured_size()
+
+
+def test_a_bad_worker_count_stops_the_server_before_it_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.main import create_app
+
+    monkeypatch.setenv("CERVER_MODEL_WORKERS", "many")
+    with pytest.raises(ValueError, match="not 'many'"):
+        create_app()

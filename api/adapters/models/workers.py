@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import os
@@ -49,11 +50,13 @@ _call_ids = itertools.count(1)
 
 
 def configured_size() -> int:
-    """`CERVER_MODEL_WORKERS`, else the machine's cores (at most 4)."""
-    raw = os.environ.get("CERVER_MODEL_WORKERS")
-    if raw is not None and raw.strip():
-        return max(0, int(raw))
-    return min(os.cpu_count() or 1, 4)
+    """`CERVER_MODEL_WORKERS`, else the machine's cores (at most 4); ValueError if it is not a count."""
+    raw = (os.environ.get("CERVER_MODEL_WORKERS") or "").strip()
+    if not raw:
+        return min(os.cpu_count() or 1, 4)
+    if not raw.isdigit():
+        raise ValueError(f"CERVER_MODEL_WORKERS must be a count of processes (0 for none), not {raw!r}")
+    return int(raw)
 
 
 def _frame(message: tuple[Any, ...]) -> bytes:
@@ -285,6 +288,8 @@ async def _serve(answers: Any) -> None:
     from api.adapters.models.litellm_adapter import LiteLLMAdapter, warm
 
     warm()
+    gc.collect()  # as the server does (api/main.py): litellm's millions of long-lived objects
+    gc.freeze()  # are never walked again by a full collection, which stalled every call here
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
