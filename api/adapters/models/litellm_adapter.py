@@ -90,7 +90,7 @@ class LiteLLMAdapter:
         if not _routes(model):
             raise UnknownModel(f"unknown model {model!r}: name it as provider/model, e.g. openai/gpt-4o")
 
-    async def stream(
+    def stream(
         self,
         model: str,
         messages: list[Message],
@@ -98,24 +98,26 @@ class LiteLLMAdapter:
     ) -> AsyncIterator[str | ModelResult]:
         """Stream through litellm.acompletion; usage arrives with the last chunk."""
         placed = self._worker()
+        if placed is None:
+            return self.stream_here(model, messages, options)  # not wrapped: a lone turn's deltas
+        return self._counted(placed[0].stream(placed[1], model, messages, options))
+
+    async def _counted(self, items: AsyncIterator[str | ModelResult]) -> AsyncIterator[str | ModelResult]:
         self.active += 1
         try:
-            if placed is not None:
-                pool, worker = placed
-                async with contextlib.aclosing(pool.stream(worker, model, messages, options)) as items:
-                    async for item in items:
-                        yield item
-                return
-            async for item in self.stream_here(model, messages, options):
-                yield item
+            async with contextlib.aclosing(items):
+                async for item in items:
+                    yield item
         finally:
             self.active -= 1
 
     async def stream_here(
         self, model: str, messages: list[Message], options: CallOptions
     ) -> AsyncIterator[str | ModelResult]:
+        """The stream, made in this process."""
         parts: list[str] = []
         usage = Usage()
+        self.active += 1
         try:
             response = await litellm().acompletion(
                 model=model,
@@ -136,6 +138,8 @@ class LiteLLMAdapter:
             raise
         except Exception as exc:
             raise _as_model_error(exc) from exc
+        finally:
+            self.active -= 1
         yield _result(model, "".join(parts), usage)
 
     async def complete(
