@@ -222,6 +222,7 @@ def _serve(args: argparse.Namespace) -> int:
     from api.settings import Settings
 
     settings = Settings(data=args.data, wal=args.wal, compact=args.compact)
+    sys.setswitchinterval(settings.switch_interval_s)  # the server's process only, not the library's users
     uvicorn.run(create_app(args.data, settings), host=args.host, port=args.port, access_log=args.access_log)
     return 0
 

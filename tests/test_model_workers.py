@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.adapters.models import CallOptions, ModelError, ModelResult
+from api.adapters.models import CallOptions, ModelError, ModelResult, adapter_for
 from api.adapters.models import workers as model_workers
 from tests.fake_provider import FakeProvider
 from tests.loop_thread import LoopThread
@@ -204,21 +204,21 @@ def test_a_busy_server_hands_calls_to_its_workers_and_they_go_when_it_is_killed(
         server.stop()
 
 
-def test_workers_switched_off_leave_every_call_in_the_server(tmp_path: Path, fake: FakeProvider) -> None:
-    data = tmp_path / "data"
-    token = mint_token(data, "acme")
-    server = Server(data, {**provider_env(fake), "CERVER_MODEL_WORKERS": "0"}).start()
-    try:
-        client = server.client(token)
-        sessions = [
-            client.post("/v2/sessions", json={"user_id": "u", "model": OPENAI}).json()["session_id"]
-            for _ in range(4)
-        ]
-        assert all(PROMPT in answer for answer in _burst(server, token, sessions))
-        assert client.get("/healthz").json()["model_workers"] == {"ready": 0, "calls": 0}
-        assert server.process is not None and _children(server.process.pid) == set()
-    finally:
-        server.stop()
+def test_workers_switched_off_leave_every_call_in_the_server(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With CERVER_MODEL_WORKERS=0, overlapping calls all run here and no process is started."""
+    monkeypatch.setenv("CERVER_MODEL_WORKERS", "0")
+    adapter, before = adapter_for(OPENAI), _children(os.getpid())
+
+    async def overlap() -> tuple[list[ModelResult], object]:
+        results = await asyncio.gather(*(adapter.complete(OPENAI, TRANSCRIPT, OPTIONS) for _ in range(4)))
+        return results, model_workers.pool()
+
+    results, pool = asyncio.run(overlap())
+    assert [r.text for r in results] == ["echo: " + PROMPT] * 4
+    assert pool is None, "no pool to start workers from"
+    assert _children(os.getpid()) == before
 
 
 def test_the_worker_count_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
