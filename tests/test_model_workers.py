@@ -35,7 +35,7 @@ OPTIONS = CallOptions(timeout_s=10.0)
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeProvider]:
-    with FakeProvider(chunk_delay=0.05) as f, pytest.MonkeyPatch.context() as mp:
+    with FakeProvider(chunk_delay=0.02) as f, pytest.MonkeyPatch.context() as mp:
         for name, value in provider_env(f).items():
             mp.setenv(name, value)
         yield f
@@ -87,7 +87,7 @@ def test_a_caller_that_leaves_mid_stream_stops_the_workers_call(loop: LoopThread
     during, after = loop.run(leave_after_one_delta())
     assert (during, after) == (1, 0), "the stream was running, then was stopped"
     assert worker.load == 0 and worker.alive
-    # The stream was cut before its end: the fake sends its 12 pieces 50 ms apart.
+    # The stream was cut before its end: the fake sends its 12 pieces 20 ms apart.
     result = loop.run(loop.pool.complete(loop.worker(), OPENAI, TRANSCRIPT, OPTIONS))
     assert result.text == "echo: " + PROMPT
 
@@ -175,7 +175,7 @@ def test_a_busy_server_hands_calls_to_its_workers_and_they_go_when_it_is_killed(
         assert client.get("/healthz").json()["model_workers"] == {"ready": 0, "calls": 0}
         sessions = [
             client.post("/v2/sessions", json={"user_id": f"u{i}", "model": OPENAI}).json()["session_id"]
-            for i in range(6)
+            for i in range(4)
         ]
         _burst(server, token, sessions)  # overlapping turns: the pool starts
         deadline = time.monotonic() + 120
@@ -185,10 +185,10 @@ def test_a_busy_server_hands_calls_to_its_workers_and_they_go_when_it_is_killed(
         fake.reset()
         answers = _burst(server, token, sessions)
         health = client.get("/healthz").json()
-        assert health["model_workers"]["calls"] >= 4, "overlapping turns ran in the workers"
+        assert health["model_workers"]["calls"] >= 2, "overlapping turns ran in the workers"
         assert health["runs_in_flight"] == 0
         assert all(PROMPT in answer for answer in answers)
-        assert len(fake.requests) == 6
+        assert len(fake.requests) == 4
         for session_id in sessions:  # recorded as any turn is: transcript, tokens and cost
             got = client.get(f"/v2/sessions/{session_id}").json()
             assert [m["content"] for m in got["transcript"]] == [PROMPT, "echo: " + PROMPT] * 2
