@@ -121,6 +121,31 @@ def test_a_worker_that_dies_mid_call_fails_it_retryably_and_is_replaced(
     assert isinstance(result, ModelResult) and result.usage.output_tokens == 11
 
 
+def test_a_worker_that_hangs_fails_its_call_as_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that says it is ready, then never answers: its call ends past its timeout."""
+    silent = "import os, pickle, struct, sys; b = pickle.dumps(('ready',)); "
+    silent += "os.write(1, struct.pack('>I', len(b)) + b); sys.stdin.buffer.read()"  # reads, never answers
+    monkeypatch.setattr(model_workers, "COMMAND", (sys.executable, "-c", silent))
+    monkeypatch.setattr(model_workers, "GRACE_S", 0.2)
+
+    async def call() -> tuple[ModelError, float]:
+        pool = model_workers.WorkerPool(1)
+        try:
+            assert await pool.started() == 1
+            worker = pool.pick()
+            assert worker is not None
+            began = time.monotonic()
+            with pytest.raises(ModelError) as info:
+                await pool.complete(worker, OPENAI, TRANSCRIPT, CallOptions(timeout_s=0.3))
+            return info.value, time.monotonic() - began
+        finally:
+            await pool.close()
+
+    error, took = asyncio.run(call())
+    assert error.timeout and error.retryable and "sent nothing" in str(error)
+    assert 0.5 <= took < 3
+
+
 def test_a_worker_that_cannot_start_leaves_calls_in_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(model_workers, "COMMAND", (sys.executable, "-c", "raise SystemExit(3)"))
 

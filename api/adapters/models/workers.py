@@ -19,7 +19,8 @@ The protocol, both ends of it here: frames of a 4-byte big-endian length and a p
                     (call_id, "running")
   worker -> server: (call_id, "delta", text), (call_id, "result", ModelResult | calls running),
                     (call_id, "error", (message, status, retryable, timeout, retry_after))
-A worker that dies fails its calls with a retryable ModelError, and the runner retries them.
+A worker that dies fails its calls with a retryable ModelError, and the runner retries them;
+one that sends nothing for GRACE_S past a call's own timeout fails that call as a timeout.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ _HEADER = struct.Struct(">I")
 _LIMIT = 1 << 30  # a frame longer than this is a broken pipe, not a transcript
 _START_TIMEOUT_S = 120.0
 _RETRY_START_S = 30.0  # after a worker failed to start, calls run in the server this long
+GRACE_S = 5.0  # a worker silent this long past a call's own timeout is stuck: the call fails
 COMMAND = (sys.executable, "-m", __name__)  # how a worker is started
 _call_ids = itertools.count(1)
 
@@ -102,8 +104,12 @@ class Worker:
     def load(self) -> int:
         return len(self.calls)
 
-    async def call(self, kind: str, *args: Any) -> AsyncIterator[Any]:
-        """What the worker sends for one request: deltas (for "stream"), then one result."""
+    async def call(self, kind: str, *args: Any, wait_s: float | None = None) -> AsyncIterator[Any]:
+        """What the worker sends for one request: deltas (for "stream"), then one result.
+
+        `wait_s`: how long to wait for each of them before the call fails as a timeout (litellm
+        times out the provider inside the worker; this is for a worker that hangs).
+        """
         call_id = next(_call_ids)
         answers: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.calls[call_id] = answers
@@ -111,7 +117,12 @@ class Worker:
         try:
             self._send((call_id, kind, *args))
             while True:
-                _, what, payload = await answers.get()
+                try:
+                    _, what, payload = await asyncio.wait_for(answers.get(), wait_s)
+                except TimeoutError:
+                    raise ModelError(
+                        f"the model worker sent nothing for {wait_s:g} s", retryable=True, timeout=True
+                    ) from None
                 if what == "delta":
                     yield payload
                 elif what == "result":
@@ -257,14 +268,14 @@ class WorkerPool:
     ) -> AsyncIterator[str | ModelResult]:
         """The reply, streamed from `worker`: deltas, then the result."""
         self.calls += 1
-        return worker.call("stream", model, messages, options)
+        return worker.call("stream", model, messages, options, wait_s=options.timeout_s + GRACE_S)
 
     async def complete(
         self, worker: Worker, model: str, messages: list[Message], options: CallOptions
     ) -> ModelResult:
         """The whole reply, made by `worker`."""
         self.calls += 1
-        call = worker.call("complete", model, messages, options)
+        call = worker.call("complete", model, messages, options, wait_s=options.timeout_s + GRACE_S)
         async with contextlib.aclosing(call) as items:
             async for item in items:
                 assert isinstance(item, ModelResult)
