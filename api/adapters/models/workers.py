@@ -47,7 +47,8 @@ _LIMIT = 1 << 30  # a frame longer than this is a broken pipe, not a transcript
 _START_TIMEOUT_S = 120.0
 _RETRY_START_S = 30.0  # after a worker failed to start, calls run in the server this long
 GRACE_S = 5.0  # a worker silent this long past a call's own timeout is stuck: the call fails
-COMMAND = (sys.executable, "-m", __name__)  # how a worker is started
+# How a worker is started (not `-m`: the package imports this module, and runpy would warn).
+COMMAND = (sys.executable, "-c", "from api.adapters.models.workers import main; main()")
 _call_ids = itertools.count(1)
 
 
@@ -343,7 +344,7 @@ async def _serve(answers: Any) -> None:
 
 
 def main() -> None:
-    """The worker process: `python -m api.adapters.models.workers`, spoken to over stdin/stdout."""
+    """The worker process (see COMMAND), spoken to over stdin/stdout."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     answers = os.fdopen(os.dup(1), "wb")  # the protocol's pipe; anything printed goes to stderr
     os.dup2(2, 1)
@@ -354,7 +355,3 @@ def main() -> None:
         asyncio.run(_serve(answers))
     else:
         uvloop.run(_serve(answers))
-
-
-if __name__ == "__main__":
-    main()
