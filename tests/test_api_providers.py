@@ -36,6 +36,15 @@ def provider_env(fake: FakeProvider) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def providers_here(chunk_delay: float) -> Iterator[FakeProvider]:
+    """A fake provider, with this process's environment pointing litellm at it while it runs."""
+    with FakeProvider(chunk_delay=chunk_delay) as f, pytest.MonkeyPatch.context() as mp:
+        for name, value in provider_env(f).items():
+            mp.setenv(name, value)
+        yield f
+
+
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeProvider]:
     with FakeProvider() as f:

@@ -18,7 +18,7 @@ from api.adapters.models import CallOptions, ModelAdapter, ModelError, ModelResu
 from api.adapters.models.base import Message
 from tests.fake_provider import FakeProvider
 from tests.loop_thread import LoopThread
-from tests.test_api_providers import ANTHROPIC, GEMINI, OPENAI, provider_env
+from tests.test_api_providers import ANTHROPIC, GEMINI, OPENAI, providers_here
 
 T = TypeVar("T")
 MODELS = ["offline/echo", OPENAI, ANTHROPIC, GEMINI]
@@ -33,9 +33,7 @@ TRANSCRIPT = [
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeProvider]:
-    with FakeProvider(chunk_delay=0.0) as f, pytest.MonkeyPatch.context() as mp:
-        for name, value in provider_env(f).items():
-            mp.setenv(name, value)
+    with providers_here(chunk_delay=0.0) as f:
         yield f
 
 

@@ -26,7 +26,7 @@ from api.adapters.models import workers as model_workers
 from tests.fake_provider import FakeProvider
 from tests.loop_thread import LoopThread
 from tests.server import Server, mint_token
-from tests.test_api_providers import OPENAI, provider_env
+from tests.test_api_providers import OPENAI, provider_env, providers_here
 
 PROMPT = "one two three four five six seven eight nine ten"
 TRANSCRIPT = [{"role": "user", "content": PROMPT}]
@@ -35,9 +35,7 @@ OPTIONS = CallOptions(timeout_s=10.0)
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeProvider]:
-    with FakeProvider(chunk_delay=0.02) as f, pytest.MonkeyPatch.context() as mp:
-        for name, value in provider_env(f).items():
-            mp.setenv(name, value)
+    with providers_here(chunk_delay=0.02) as f:
         yield f
 
 
