@@ -9,6 +9,7 @@ worker process (api/adapters/models/workers.py), so both ends of the worker's pi
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ import pytest
 
 from api.adapters.models import CallOptions, ModelAdapter, ModelError, ModelResult, adapter_for
 from api.adapters.models.base import Message
+from ingest.pricing import litellm
 from tests.fake_provider import FakeProvider
 from tests.loop_thread import LoopThread
 from tests.test_api_providers import ANTHROPIC, GEMINI, OPENAI, providers_here
@@ -143,3 +145,55 @@ def test_a_provider_that_does_not_answer_in_time_is_a_timeout(
     with pytest.raises(ModelError) as info:
         run(way, request, lambda adapter: adapter.complete(model, TRANSCRIPT, short), model)
     assert info.value.timeout and info.value.retryable
+
+
+@pytest.mark.parametrize("model", [OPENAI, ANTHROPIC, GEMINI])
+def test_a_streamed_reply_is_whole_before_litellms_stream_ends(
+    model: str, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """litellm gives a stream's usage once the provider's events are all in, then does its own
+    logging before the stream ends. The adapter's result comes with the usage; the stream is
+    still read to its end, after. Here the real stream's end is held back by a second."""
+    lib = litellm()
+    real = lib.acompletion
+    ended: list[float] = []
+
+    class SlowEnd:
+        def __init__(self, inner: Any):
+            self.inner = inner
+
+        def __aiter__(self) -> SlowEnd:
+            return self
+
+        async def __anext__(self) -> Any:
+            try:
+                return await self.inner.__anext__()
+            except StopAsyncIteration:
+                await asyncio.sleep(1.0)
+                ended.append(time.perf_counter())
+                raise
+
+    async def acompletion(**kwargs: Any) -> Any:
+        answer = await real(**kwargs)
+        return SlowEnd(answer) if kwargs.get("stream") else answer
+
+    monkeypatch.setattr(lib, "acompletion", acompletion)
+
+    async def turn() -> tuple[float, ModelResult]:
+        began = time.perf_counter()
+        _, result = await _streamed(adapter_for(model), model)
+        took = time.perf_counter() - began
+        assert not ended, "the result came before the stream's end"
+        for _ in range(100):  # the stream is still read to its end
+            if ended:
+                break
+            await asyncio.sleep(0.05)
+        assert ended, "the stream was read to its end after the result"
+        return took, result
+
+    fake.reset()
+    took, result = asyncio.run(turn())
+    assert took < 0.8
+    assert result.text == "echo: three four five"
+    sent = fake.responses[-1]
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (sent.input_tokens, sent.output_tokens)

@@ -8,7 +8,9 @@ Retries are Cerver's (api/sessions/runner.py), so litellm's own are switched off
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any
@@ -16,6 +18,8 @@ from typing import Any
 from api.adapters.models import workers
 from api.adapters.models.base import CallOptions, Message, ModelError, ModelResult, UnknownModel, Usage
 from ingest.pricing import litellm, price
+
+log = logging.getLogger("cerver.models")
 
 
 def warm() -> None:
@@ -117,6 +121,7 @@ class LiteLLMAdapter:
         """The stream, made in this process."""
         parts: list[str] = []
         usage = Usage()
+        finished = False  # the provider gave a finish reason
         self.active += 1
         try:
             response = await litellm().acompletion(
@@ -127,13 +132,17 @@ class LiteLLMAdapter:
                 **_kwargs(options),
             )
             async for chunk in response:
-                if getattr(chunk, "usage", None) is not None:
-                    usage = _usage(chunk.usage)
                 for choice in chunk.choices or ():
                     text = getattr(choice.delta, "content", None)
                     if text:
                         parts.append(text)
                         yield text
+                    finished = finished or getattr(choice, "finish_reason", None) is not None
+                if getattr(chunk, "usage", None) is not None:
+                    usage = _usage(chunk.usage)
+                    if finished:  # the answer is whole: litellm's own logging need not hold up the turn
+                        _finish_later(response)
+                        break
         except ModelError:
             raise
         except Exception as exc:
@@ -166,6 +175,29 @@ class LiteLLMAdapter:
         choices = response.choices or ()
         text = (getattr(choices[0].message, "content", None) if choices else None) or ""
         return _result(model, text, _usage(getattr(response, "usage", None)))
+
+
+_finishing: set[asyncio.Task[None]] = set()  # streams whose end runs after their turn's answer
+
+
+def _finish_later(response: AsyncIterator[Any]) -> None:
+    """Read a whole answer's stream to its end in the background.
+
+    litellm yields a stream's usage after the provider's last event, then spends a few ms more
+    of CPU on its own logging before the stream ends (about 3 ms a turn here, bench/overhead.py).
+    Cerver has all it records by then, so the turn answers first and the stream ends after.
+    """
+
+    async def finish() -> None:
+        try:
+            async for _ in response:
+                pass
+        except Exception:  # the answer is whole and recorded; litellm's bookkeeping failed
+            log.debug("a finished stream's end failed", exc_info=True)
+
+    task = asyncio.create_task(finish())
+    _finishing.add(task)
+    task.add_done_callback(_finishing.discard)
 
 
 def _kwargs(options: CallOptions) -> dict[str, Any]:
