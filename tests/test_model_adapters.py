@@ -147,53 +147,58 @@ def test_a_provider_that_does_not_answer_in_time_is_a_timeout(
     assert info.value.timeout and info.value.retryable
 
 
-@pytest.mark.parametrize("model", [OPENAI, ANTHROPIC, GEMINI])
-def test_a_streamed_reply_is_whole_before_litellms_stream_ends(
-    model: str, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """litellm gives a stream's usage once the provider's events are all in, then does its own
-    logging before the stream ends. The adapter's result comes with the usage; the stream is
-    still read to its end, after. Here the real stream's end is held back by a second."""
-    lib = litellm()
+class SlowEnd:
+    """litellm's real stream, with its end (where litellm does its own success logging) held back."""
+
+    HOLD_S = 5.0
+
+    def __init__(self, inner: Any, ends: list[str]):
+        self.inner, self.ends = inner, ends
+
+    def __aiter__(self) -> SlowEnd:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.inner.__anext__()
+        except StopAsyncIteration:
+            await asyncio.sleep(self.HOLD_S)
+            self.ends.append("read to its end")
+            raise
+
+    async def aclose(self) -> None:
+        self.ends.append("closed")
+        await self.inner.aclose()
+
+
+@pytest.fixture
+def slow_ends(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """litellm's streams in this process end a second late; how each ended is listed."""
+    lib, ends = litellm(), []
     real = lib.acompletion
-    ended: list[float] = []
-
-    class SlowEnd:
-        def __init__(self, inner: Any):
-            self.inner = inner
-
-        def __aiter__(self) -> SlowEnd:
-            return self
-
-        async def __anext__(self) -> Any:
-            try:
-                return await self.inner.__anext__()
-            except StopAsyncIteration:
-                await asyncio.sleep(1.0)
-                ended.append(time.perf_counter())
-                raise
 
     async def acompletion(**kwargs: Any) -> Any:
         answer = await real(**kwargs)
-        return SlowEnd(answer) if kwargs.get("stream") else answer
+        return SlowEnd(answer, ends) if kwargs.get("stream") else answer
 
     monkeypatch.setattr(lib, "acompletion", acompletion)
+    return ends
 
-    async def turn() -> tuple[float, ModelResult]:
-        began = time.perf_counter()
-        _, result = await _streamed(adapter_for(model), model)
-        took = time.perf_counter() - began
-        assert not ended, "the result came before the stream's end"
-        for _ in range(100):  # the stream is still read to its end
-            if ended:
-                break
-            await asyncio.sleep(0.05)
-        assert ended, "the stream was read to its end after the result"
-        return took, result
 
+async def _timed_stream(model: str) -> tuple[float, ModelResult]:
+    began = time.perf_counter()
+    _, result = await _streamed(adapter_for(model), model)
+    return time.perf_counter() - began, result
+
+
+@pytest.mark.parametrize("model", [OPENAI, ANTHROPIC, GEMINI])
+def test_a_streamed_reply_ends_at_its_usage(model: str, fake: FakeProvider, slow_ends: list[str]) -> None:
+    """litellm gives a stream's usage once the provider's events are all in, then logs for its
+    callbacks before the stream ends. The adapter closes the stream at the usage: the turn
+    does not wait for that end (held back by seconds here)."""
     fake.reset()
-    took, result = asyncio.run(turn())
-    assert took < 0.8
+    took, result = asyncio.run(_timed_stream(model))
+    assert took < SlowEnd.HOLD_S / 2 and slow_ends == ["closed"]
     assert result.text == "echo: three four five"
     sent = fake.responses[-1]
     assert (result.usage.input_tokens, result.usage.output_tokens) == (sent.input_tokens, sent.output_tokens)

@@ -8,7 +8,6 @@ Retries are Cerver's (api/sessions/runner.py), so litellm's own are switched off
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -140,8 +139,8 @@ class LiteLLMAdapter:
                     finished = finished or getattr(choice, "finish_reason", None) is not None
                 if getattr(chunk, "usage", None) is not None:
                     usage = _usage(chunk.usage)
-                    if finished:  # the answer is whole: litellm's own logging need not hold up the turn
-                        _finish_later(response)
+                    if finished:  # the answer is whole (see _end)
+                        await _end(response)
                         break
         except ModelError:
             raise
@@ -177,27 +176,18 @@ class LiteLLMAdapter:
         return _result(model, text, _usage(getattr(response, "usage", None)))
 
 
-_finishing: set[asyncio.Task[None]] = set()  # streams whose end runs after their turn's answer
+async def _end(response: Any) -> None:
+    """Close a stream whose answer is whole: its usage came, after the provider's last event.
 
-
-def _finish_later(response: AsyncIterator[Any]) -> None:
-    """Read a whole answer's stream to its end in the background.
-
-    litellm yields a stream's usage after the provider's last event, then spends a few ms more
-    of CPU on its own logging before the stream ends (about 3 ms a turn here, bench/overhead.py).
-    Cerver has all it records by then, so the turn answers first and the stream ends after.
+    All litellm does after that is its own success logging, for litellm callbacks: about 2-3 ms
+    of CPU a streamed turn here (bench/overhead.py), which the turn would wait for. Cerver
+    registers no litellm callbacks and records the turn itself, so the stream is closed now
+    (its body is read, so the connection goes back to the pool).
     """
-
-    async def finish() -> None:
-        try:
-            async for _ in response:
-                pass
-        except Exception:  # the answer is whole and recorded; litellm's bookkeeping failed
-            log.debug("a finished stream's end failed", exc_info=True)
-
-    task = asyncio.create_task(finish())
-    _finishing.add(task)
-    task.add_done_callback(_finishing.discard)
+    try:
+        await response.aclose()
+    except Exception:  # the answer is whole; a close that failed loses nothing
+        log.debug("closing a finished stream failed", exc_info=True)
 
 
 def _kwargs(options: CallOptions) -> dict[str, Any]:
