@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -288,3 +290,45 @@ def test_local_spawns_through_the_loop_where_there_are_no_pidfds(
     slow = loop.run(ws.exec("sleep 5 & sleep 5", 0.3))
     assert slow.timed_out and slow.duration_ms < 4000
     assert loop.run(ws.exec(["no-such-program-here"], 10)).exit_code == 127
+
+
+def test_a_command_cancelled_while_it_starts_does_not_outlive_it(
+    loop: LoopThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller that goes away (a relay stopped, a client gone) just after the process started, while its
+    pipes are attached to the loop, kills it too: here the attaching is held until the caller is cancelled."""
+    from api.adapters.compute import spawn
+
+    started: list[int] = []
+    real_reader = spawn._reader
+
+    async def held(event_loop: Any, pipe: Any, child: Any) -> Any:
+        started.append(child.pid)
+        await asyncio.sleep(60)
+        return await real_reader(event_loop, pipe, child)
+
+    monkeypatch.setattr(spawn, "_reader", held)
+    ws = loop.run(compute_for("local", ComputeConfig(tmp_path)).open(TENANT, "cancelled-start", {}))
+
+    async def cancelled() -> None:
+        task = asyncio.ensure_future(ws.exec("sleep 39.13", 60))
+        while not started:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    loop.run(cancelled(), timeout=30)
+    deadline = time.monotonic() + 10
+    while _alive(started[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(started[0]), "the command outlived its cancelled start"
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -86,16 +87,22 @@ async def _spawn_vfork(argv: list[str], cwd: Path, env: Mapping[str, str], stdin
             child.exited.set_result(None)
 
     loop.add_reader(pidfd, exited)
-    child.stdout, child.stderr = (
-        await _reader(loop, proc.stdout, child),
-        await _reader(loop, proc.stderr, child),
-    )
-    if stdin:
-        transport, protocol = await loop.connect_write_pipe(
-            lambda: asyncio.streams.FlowControlMixin(loop), proc.stdin
+    try:
+        child.stdout, child.stderr = (
+            await _reader(loop, proc.stdout, child),
+            await _reader(loop, proc.stderr, child),
         )
-        child.stdin = asyncio.StreamWriter(transport, protocol, None, loop)  # type: ignore[arg-type]
-        child._closers.append(transport.close)
+        if stdin:
+            transport, protocol = await loop.connect_write_pipe(
+                lambda: asyncio.streams.FlowControlMixin(loop), proc.stdin
+            )
+            child.stdin = asyncio.StreamWriter(transport, protocol, None, loop)  # type: ignore[arg-type]
+            child._closers.append(transport.close)
+    except BaseException:  # cancelled (or failed) while its pipes were attached: it is nobody's now
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the group, as every end of a command does
+        child.close()  # the pipes attached so far (the others close with `proc`)
+        raise  # the pidfd's reader reaps it once it has died
     return child
 
 
