@@ -27,6 +27,7 @@ class LoopbackServer(ThreadingHTTPServer):
     def __init__(self, handle: Callable[[Exchange], None]) -> None:
         """Bind a free loopback port; `handle` answers every request."""
         self.handle = handle
+        self.clients_left = 0  # answers cut short because the client went away
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), Exchange)
@@ -71,6 +72,8 @@ class Exchange(BaseHTTPRequestHandler):
             self.server.handle(self)
         except DISCONNECTS:
             self.close_connection = True
+            with self.server._conns_lock:
+                self.server.clients_left += 1
 
     do_POST = do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_CONNECT = _dispatch
 

@@ -245,6 +245,11 @@ class FakeProvider:
             return list(self._state.responses)
 
     @property
+    def clients_left(self) -> int:
+        """How many answers were cut short because the client went away (closed its connection)."""
+        return self._server.clients_left if self._server is not None else 0
+
+    @property
     def foreign_requests(self) -> list[str]:
         """Requests meant for another host, refused (`"CONNECT host:443"`, `"GET http://host/path"`)."""
         with self._lock:

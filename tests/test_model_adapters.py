@@ -202,3 +202,27 @@ def test_a_streamed_reply_ends_at_its_usage(model: str, fake: FakeProvider, slow
     assert result.text == "echo: three four five"
     sent = fake.responses[-1]
     assert (result.usage.input_tokens, result.usage.output_tokens) == (sent.input_tokens, sent.output_tokens)
+
+
+@pytest.mark.parametrize("way", ["here", "worker"])
+def test_a_caller_that_leaves_mid_stream_closes_the_providers_stream(
+    way: str, fake: FakeProvider, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn whose caller went away ends the provider's stream too, so the provider stops
+    writing (and billing) an answer no one reads: the fake sees its client leave mid-answer."""
+    fake.reset()
+    monkeypatch.setattr(fake, "chunk_delay", 0.05)
+    fake.script([" ".join(["word"] * 200)])
+    left = fake.clients_left
+
+    async def leave(adapter: ModelAdapter) -> tuple[str, int]:
+        stream = adapter.stream(OPENAI, TRANSCRIPT, OPTIONS)
+        first = await anext(aiter(stream))
+        await stream.aclose()
+        for _ in range(100):  # on the running loop: an ended loop would close every connection
+            if fake.clients_left > left:
+                break
+            await asyncio.sleep(0.02)
+        return first, fake.clients_left - left
+
+    assert run(way, request, leave, OPENAI) == ("word ", 1), "the provider's stream was left open"

@@ -121,6 +121,7 @@ class LiteLLMAdapter:
         parts: list[str] = []
         usage = Usage()
         finished = False  # the provider gave a finish reason
+        response, ended = None, False
         self.active += 1
         try:
             response = await litellm().acompletion(
@@ -139,15 +140,22 @@ class LiteLLMAdapter:
                     finished = finished or getattr(choice, "finish_reason", None) is not None
                 if getattr(chunk, "usage", None) is not None:
                     usage = _usage(chunk.usage)
-                    if finished:  # the answer is whole (see _end)
-                        await _end(response)
+                    if finished:
+                        # The answer is whole. All litellm does after the usage is its own success
+                        # logging, for litellm callbacks: 2-3 ms of CPU a streamed turn here
+                        # (bench/overhead.py), which the turn would wait for. Cerver registers no
+                        # litellm callbacks and records the turn itself, so the stream ends here.
                         break
+            else:
+                ended = True  # read to its end: litellm closed it
         except ModelError:
             raise
         except Exception as exc:
             raise _as_model_error(exc) from exc
         finally:
             self.active -= 1
+            if response is not None and not ended:  # also when the caller left: the provider stops
+                await _close(response)
         yield _result(model, "".join(parts), usage)
 
     async def complete(
@@ -176,18 +184,12 @@ class LiteLLMAdapter:
         return _result(model, text, _usage(getattr(response, "usage", None)))
 
 
-async def _end(response: Any) -> None:
-    """Close a stream whose answer is whole: its usage came, after the provider's last event.
-
-    All litellm does after that is its own success logging, for litellm callbacks: about 2-3 ms
-    of CPU a streamed turn here (bench/overhead.py), which the turn would wait for. Cerver
-    registers no litellm callbacks and records the turn itself, so the stream is closed now
-    (its body is read, so the connection goes back to the pool).
-    """
+async def _close(response: Any) -> None:
+    """Close litellm's stream, and with it the provider's connection (its body may be read, or not)."""
     try:
         await response.aclose()
-    except Exception:  # the answer is whole; a close that failed loses nothing
-        log.debug("closing a finished stream failed", exc_info=True)
+    except Exception:  # nothing is lost: the answer is whole, or its caller has gone
+        log.debug("closing a model's stream failed", exc_info=True)
 
 
 def _kwargs(options: CallOptions) -> dict[str, Any]:
