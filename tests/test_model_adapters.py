@@ -173,7 +173,7 @@ class SlowEnd:
 
 @pytest.fixture
 def slow_ends(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """litellm's streams in this process end a second late; how each ended is listed."""
+    """litellm's streams in this process end `SlowEnd.HOLD_S` late; how each ended is listed."""
     lib, ends = litellm(), []
     real = lib.acompletion
 
