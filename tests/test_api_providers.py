@@ -264,6 +264,29 @@ def test_a_broken_stream_fails_the_run_cleanly(client: httpx.Client, fake: FakeP
     assert client.post(f"/v2/sessions/{sid}/run-llm", json={"prompt": "next"}).status_code == 200
 
 
+def test_a_long_json_turn_is_seen_running_before_it_ends(client: httpx.Client, fake: FakeProvider) -> None:
+    """A lone JSON turn's start is not fsynced on its own (the answer's append covers it), but one
+    still running after 50 ms has it synced: the server's own queries see the run running."""
+    sid = session(client, model=OPENAI)
+    fake.delay_next(2.0)
+    server = client_server(client)
+    answered: list[httpx.Response] = []
+    with server.client(server.token) as runner:  # type: ignore[attr-defined]
+        url = f"/v2/sessions/{sid}/run-llm"
+        turn = threading.Thread(target=lambda: answered.append(runner.post(url, json={"prompt": "slow"})))
+        turn.start()
+        sql = {"sql": "SELECT status FROM runs WHERE session_id = ?", "params": [sid]}
+        seen: list[list[object]] = []
+        deadline = time.monotonic() + 1.5
+        while seen != [["running"]] and time.monotonic() < deadline:
+            seen = client.post("/v2/query", json=sql).json()["rows"]
+            time.sleep(0.02)
+        turn.join(30)
+    assert seen == [["running"]], "the run's start was not visible while the model answered"
+    assert answered and answered[0].status_code == 200, "the turn did not finish"
+    assert client.post("/v2/query", json=sql).json()["rows"] == [["ok"]]
+
+
 def test_kill_9_mid_run_marks_it_interrupted(fake: FakeProvider, tmp_path: Path) -> None:
     fake.reset()
     data = tmp_path / "cerver-data"

@@ -67,6 +67,11 @@ class PendingAppend:
     _record: wal.Record | None  # None: the batch was empty
     rows: int
 
+    @property
+    def durable(self) -> bool:
+        """Whether an fsync already covers the batch (and it is visible): `wait()` returns at once."""
+        return self._record is None or self._record.durable
+
     def wait(self) -> AppendResult:
         """Block until the batch is fsynced and visible; raises StorageError if it never will be."""
         if self._record is not None:

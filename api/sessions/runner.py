@@ -212,8 +212,11 @@ class Runner:
             body.stream,
             started,
             # A lone run's start is written on the event loop too, at the model call's first pause,
-            # and its fsync waited for on a thread while the call goes on.
-            lambda: self.store.write(state, written, alone=self.in_flight == 1, overlap=True),
+            # and its fsync waited for on a thread while the call goes on; a JSON caller sees nothing
+            # before the answer, whose fsync covers the start too, so its start is not waited for.
+            lambda: self.store.write(
+                state, written, alone=self.in_flight == 1, overlap=True, sync_later=not body.stream
+            ),
             harness=state.harness,
             turn_length=len(turn),
         )

@@ -74,10 +74,16 @@ class SessionStore:
             del self._cache[(tenant_id, session_id)]
 
     async def write(
-        self, state: SessionState, events: list[dict[str, Any]], *, alone: bool = False, overlap: bool = False
+        self,
+        state: SessionState,
+        events: list[dict[str, Any]],
+        *,
+        alone: bool = False,
+        overlap: bool = False,
+        sync_later: bool = False,
     ) -> None:
         """Append the events durably, then fold them into the cached state (see BatchWriter for the flags)."""
-        await self.write_many([(state, events)], alone=alone, overlap=overlap)
+        await self.write_many([(state, events)], alone=alone, overlap=overlap, sync_later=sync_later)
 
     async def write_many(
         self,
@@ -85,6 +91,7 @@ class SessionStore:
         *,
         alone: bool = False,
         overlap: bool = False,
+        sync_later: bool = False,
     ) -> None:
         """Append several sessions' events in one durable append, then fold each into its state.
 
@@ -94,7 +101,8 @@ class SessionStore:
             if state.parent_session_id is not None:
                 for e in events:
                     e.setdefault("parent_session_id", state.parent_session_id)
-        await self.writer.append([e for _, events in changes for e in events], alone=alone, overlap=overlap)
+        writes = [e for _, events in changes for e in events]
+        await self.writer.append(writes, alone=alone, overlap=overlap, sync_later=sync_later)
         for state, events in changes:
             for e in events:
                 state.apply(e)
