@@ -35,7 +35,7 @@ class BatchWriter:
     async def append(
         self, events: Events, *, alone: bool = False, overlap: bool = False, sync_later: bool = False
     ) -> None:
-        """Return once `events` are durable; raises what the warehouse raised for them.
+        """Return once `events` are durable (with `sync_later`, in the log); raises what the warehouse raised.
 
         `alone`: nothing else is in flight, so the write is done here, on the event loop: the
         hop to the writer thread and back would be pure delay, with nothing to group it with.
