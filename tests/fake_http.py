@@ -23,6 +23,9 @@ class LoopbackServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # socketserver listens with a backlog of 5: a burst of new connections (a pool growing under
+    # load) overflows it, and each dropped SYN costs its client a 1 s retransmission.
+    request_queue_size = 1024
 
     def __init__(self, handle: Callable[[Exchange], None]) -> None:
         """Bind a free loopback port; `handle` answers every request."""

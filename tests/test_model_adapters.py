@@ -65,7 +65,7 @@ class InWorker:
             yield item
 
     async def complete(self, model: str, messages: list[Message], options: CallOptions) -> ModelResult:
-        return await self.loop.pool.complete(self.loop.worker(), model, messages, options)
+        return await self.loop.pool.complete(model, messages, options)
 
 
 def run(way: str, request: pytest.FixtureRequest, call: Callable[[Any], Awaitable[T]], model: str) -> T:

@@ -26,7 +26,7 @@ from api.adapters.models import workers as model_workers
 from tests.fake_provider import FakeProvider
 from tests.loop_thread import LoopThread
 from tests.server import Server, mint_token
-from tests.test_api_providers import OPENAI, provider_env, providers_here
+from tests.test_api_providers import ANTHROPIC, GEMINI, OPENAI, provider_env, providers_here
 
 PROMPT = "one two three four five six seven eight nine ten"
 TRANSCRIPT = [{"role": "user", "content": PROMPT}]
@@ -86,7 +86,7 @@ def test_a_caller_that_leaves_mid_stream_stops_the_workers_call(loop: LoopThread
     assert (during, after) == (1, 0), "the stream was running, then was stopped"
     assert worker.load == 0 and worker.alive
     # The stream was cut before its end: the fake sends its 12 pieces 20 ms apart.
-    result = loop.run(loop.pool.complete(loop.worker(), OPENAI, TRANSCRIPT, OPTIONS))
+    result = loop.run(loop.pool.complete(OPENAI, TRANSCRIPT, OPTIONS))
     assert result.text == "echo: " + PROMPT
 
 
@@ -98,7 +98,7 @@ def test_a_worker_that_dies_mid_call_fails_it_retryably_and_is_replaced(
     fake.delay_next(5.0)
 
     async def call_then_kill() -> ModelError:
-        call = asyncio.ensure_future(loop.pool.complete(worker, OPENAI, TRANSCRIPT, OPTIONS))
+        call = asyncio.ensure_future(loop.pool.complete(OPENAI, TRANSCRIPT, OPTIONS))
         while worker.load == 0:
             await asyncio.sleep(0.01)
         worker.proc.kill()
@@ -115,26 +115,100 @@ def test_a_worker_that_dies_mid_call_fails_it_retryably_and_is_replaced(
     assert loop.run(loop.pool.started(), timeout=120) == 1, "a new worker took its place"
     replacement = loop.worker()
     assert replacement is not worker and replacement.alive
-    result = loop.run(loop.pool.complete(replacement, OPENAI, TRANSCRIPT, OPTIONS))
+    result = loop.run(loop.pool.complete(OPENAI, TRANSCRIPT, OPTIONS))
     assert isinstance(result, ModelResult) and result.usage.output_tokens == 11
+
+
+def _queued(pool: model_workers.WorkerPool) -> int:
+    return sum(not waiter.done() for waiter in pool.queue)
+
+
+def test_whole_calls_past_a_workers_slots_wait_their_turn(loop: LoopThread, fake: FakeProvider) -> None:
+    """Eight calls at once on one worker: SLOTS of them run, the rest queue in the server; one that
+    leaves the queue is dropped from it, and the others are answered as slots come free."""
+    fake.reset()
+    pool, worker = loop.pool, loop.worker()
+
+    async def eight() -> tuple[tuple[int, int], list[object]]:
+        calls = [asyncio.ensure_future(pool.complete(OPENAI, TRANSCRIPT, OPTIONS)) for _ in range(8)]
+        await asyncio.sleep(0)  # each has been admitted or queued; no answer can be back yet
+        at_once = (worker.busy, _queued(pool))
+        calls[5].cancel()
+        return at_once, await asyncio.gather(*calls, return_exceptions=True)
+
+    at_once, results = loop.run(eight())
+    assert at_once == (model_workers.SLOTS, 8 - model_workers.SLOTS)
+    assert isinstance(results[5], asyncio.CancelledError)
+    answered = [r for i, r in enumerate(results) if i != 5]
+    assert all(isinstance(r, ModelResult) and r.text == "echo: " + PROMPT for r in answered), results
+    assert len(fake.requests) == 7, "the call that left the queue never reached the provider"
+    assert (worker.busy, _queued(pool), worker.load) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("model", [OPENAI, ANTHROPIC, GEMINI])
+def test_calls_waiting_on_a_slow_provider_do_not_queue_behind_each_other(
+    loop: LoopThread, fake: FakeProvider, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call gives its slot up once it has waited WAIT_S on its provider, as litellm's hooks around
+    the provider's request tell the worker, in each wire format. Six calls to a provider that takes
+    1 s then run at once; two at a time they would take 3 s. HOLD_S, which frees a slot whatever its
+    call waits for, is lifted here, so only the hooks can free them."""
+    monkeypatch.setattr(model_workers, "HOLD_S", 60.0)
+    fake.reset()
+    fake.delay_next(1.0, times=6)
+
+    async def six() -> tuple[list[ModelResult], float]:
+        began = time.monotonic()
+        results = await asyncio.gather(*(loop.pool.complete(model, TRANSCRIPT, OPTIONS) for _ in range(6)))
+        return results, time.monotonic() - began
+
+    results, took = loop.run(six())
+    assert all(r.text and r.usage.output_tokens for r in results)
+    assert len(fake.requests) == 6
+    assert took < 2.0, f"{took:.2f} s: the calls held their slots while they waited on the provider"
+
+
+def test_a_worker_that_dies_fails_the_calls_queued_for_it(loop: LoopThread, fake: FakeProvider) -> None:
+    """Its calls fail as retryable errors (the runner retries them): those it was making, and
+    those queued for its slots, none left waiting."""
+    fake.reset()
+    fake.delay_next(5.0, times=2)
+    worker = loop.worker()
+
+    async def queue_then_kill() -> list[object]:
+        calls = [asyncio.ensure_future(loop.pool.complete(OPENAI, TRANSCRIPT, OPTIONS)) for _ in range(6)]
+        await asyncio.sleep(0)
+        assert _queued(loop.pool) == 6 - model_workers.SLOTS
+        worker.proc.kill()
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
+
+    results = loop.run(queue_then_kill())
+    assert all(isinstance(r, ModelError) and r.retryable for r in results), results
+    assert _queued(loop.pool) == 0
+    assert loop.run(loop.pool.started(), timeout=120) == 1, "a new worker took its place"
+
+
+# A worker that says it is ready, then reads its calls and never answers them.
+SILENT = (
+    sys.executable,
+    "-c",
+    "import os, pickle, struct, sys; b = pickle.dumps(('ready',)); "
+    "os.write(1, struct.pack('>I', len(b)) + b); sys.stdin.buffer.read()",
+)
 
 
 def test_a_worker_that_hangs_fails_its_call_as_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker that says it is ready, then never answers: its call ends past its timeout."""
-    silent = "import os, pickle, struct, sys; b = pickle.dumps(('ready',)); "
-    silent += "os.write(1, struct.pack('>I', len(b)) + b); sys.stdin.buffer.read()"  # reads, never answers
-    monkeypatch.setattr(model_workers, "COMMAND", (sys.executable, "-c", silent))
+    monkeypatch.setattr(model_workers, "COMMAND", SILENT)
     monkeypatch.setattr(model_workers, "GRACE_S", 0.2)
 
     async def call() -> tuple[ModelError, float]:
         pool = model_workers.WorkerPool(1)
         try:
             assert await pool.started() == 1
-            worker = pool.pick()
-            assert worker is not None
             began = time.monotonic()
             with pytest.raises(ModelError) as info:
-                await pool.complete(worker, OPENAI, TRANSCRIPT, CallOptions(timeout_s=0.3))
+                await pool.complete(OPENAI, TRANSCRIPT, CallOptions(timeout_s=0.3))
             return info.value, time.monotonic() - began
         finally:
             await pool.close()
@@ -142,6 +216,36 @@ def test_a_worker_that_hangs_fails_its_call_as_a_timeout(monkeypatch: pytest.Mon
     error, took = asyncio.run(call())
     assert error.timeout and error.retryable and "sent nothing" in str(error)
     assert 0.5 <= took < 3
+
+
+def test_no_call_holds_a_slot_past_hold_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a call waits for (here a worker that never answers, so never says its call waits on
+    a provider), its slot comes free after HOLD_S and the next queued call goes in."""
+    monkeypatch.setattr(model_workers, "COMMAND", SILENT)
+    monkeypatch.setattr(model_workers, "HOLD_S", 0.2)
+
+    async def four() -> tuple[list[int], float]:
+        pool = model_workers.WorkerPool(1)
+        try:
+            assert await pool.started() == 1
+            worker = pool.workers[0]
+            began = time.monotonic()
+            calls = [asyncio.ensure_future(pool.complete(OPENAI, TRANSCRIPT, OPTIONS)) for _ in range(4)]
+            seen = []
+            while worker.load < 4 and time.monotonic() - began < 5:
+                await asyncio.sleep(0.01)
+                seen.append(worker.load)
+            took = time.monotonic() - began
+            for call in calls:
+                call.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+            return seen, took
+        finally:
+            await pool.close()
+
+    seen, took = asyncio.run(four())
+    assert seen[0] == model_workers.SLOTS and seen[-1] == 4
+    assert 0.2 <= took < 1.0, took
 
 
 def test_a_worker_that_cannot_start_leaves_calls_in_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,7 +299,7 @@ def test_a_busy_server_hands_calls_to_its_workers_and_they_go_when_it_is_killed(
     server = Server(data, env).start()
     try:
         client = server.client(token)
-        assert client.get("/healthz").json()["model_workers"] == {"ready": 0, "calls": 0}
+        assert client.get("/healthz").json()["model_workers"] == {"ready": 0, "calls": 0, "queued": 0}
         sessions = [
             client.post("/v2/sessions", json={"user_id": f"u{i}", "model": OPENAI}).json()["session_id"]
             for i in range(4)

@@ -14,8 +14,8 @@ async def read_health(request: Request) -> dict[str, object]:
     `warm` turns true once the server has loaded the model library in the background (a few
     seconds after start-up); until then requests are answered, but the first may be slower.
     `runs_in_flight` counts the turns running now, whatever writes them; `model_workers`, the
-    processes that take litellm calls while the server is busy and the calls they have taken
-    (api/adapters/models/workers.py; none start until two turns first overlap).
+    processes that take litellm calls while the server is busy, the calls they have taken and
+    those queued for a slot (api/adapters/models/workers.py; none start until two turns overlap).
     """
     state = request.app.state
     return {

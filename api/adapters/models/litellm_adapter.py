@@ -168,8 +168,8 @@ class LiteLLMAdapter:
         placed = self._worker()
         self.active += 1
         try:
-            if placed is not None:
-                return await placed[0].complete(placed[1], model, messages, options)
+            if placed is not None:  # the pool queues it for a worker's slot (workers.py)
+                return await placed[0].complete(model, messages, options)
             return await self.complete_here(model, messages, options)
         finally:
             self.active -= 1
