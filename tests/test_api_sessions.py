@@ -66,6 +66,20 @@ def test_streaming_answers_server_sent_events(client: httpx.Client) -> None:
     assert done["output"] == "echo: one two" and done["usage"]["output_tokens"] == 3
 
 
+def test_a_new_sessions_answer_is_the_views_row(client: httpx.Client) -> None:
+    """Create and fork answer without a query of the `sessions` view (a new session's row is
+    known); a later GET reads the view, and they agree field for field."""
+    made = new_session(client, metadata={"app": "docs"}, budget_usd=1.5)
+    sid = made["session_id"]
+    assert client.get(f"/v2/sessions/{sid}").json() == made
+    client.post(f"/v2/sessions/{sid}/run-llm", json={"prompt": "hello"}).raise_for_status()
+    forked = client.post(f"/v2/sessions/{sid}/fork", json={})
+    assert forked.status_code == 201, forked.text
+    fork = forked.json()
+    assert fork["transcript"] and fork["messages"] == 0, "a fork reads its transcript through the source"
+    assert client.get(f"/v2/sessions/{fork['session_id']}").json() == fork
+
+
 def test_idempotent_create(client: httpx.Client) -> None:
     body = {"user_id": "u1", "session_id": "my-own-id", "metadata": {"k": 1}}
     first = client.post("/v2/sessions", json=body)
